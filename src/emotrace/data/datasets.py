@@ -1,0 +1,185 @@
+"""Readers for labelled face datasets, decoded once into a cached uint8 array.
+
+Three layouts are understood, detected from the path:
+
+* FER-2013 Kaggle folders: ``train/<class>/Training_*.jpg``, ``test/<class>/PublicTest_*.jpg``
+  and ``PrivateTest_*.jpg`` (the usage is recovered from the file-name prefix);
+* the original Kaggle CSV with columns ``emotion,pixels,Usage``;
+* any class-folder dataset: one sub-folder per emotion (``angry/``, ``Happy/``, ``0/``...).
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from emotrace.data.labels import EMOTIONS, emotion_index
+from emotrace.utils import atomic_path, progress
+
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".pgm"}
+USAGES = ("Training", "PublicTest", "PrivateTest")
+_DIR_USAGE = {"train": "Training", "training": "Training", "val": "PublicTest",
+              "valid": "PublicTest", "validation": "PublicTest", "test": "PrivateTest"}
+
+
+class DatasetError(ValueError):
+    """A dataset that cannot be read; the message says which file and what to do."""
+
+
+@dataclass
+class FaceSet:
+    """Grayscale face images with emotion labels.
+
+    ``images`` is ``(N, S, S)`` uint8, ``labels`` the FER codes, ``usage`` the official split of
+    each image (``Training``/``PublicTest``/``PrivateTest``, or ``""`` when the layout has none).
+    """
+
+    images: np.ndarray
+    labels: np.ndarray
+    usage: np.ndarray
+    sources: list[str] = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def subset(self, index: np.ndarray) -> FaceSet:
+        index = np.asarray(index)
+        return FaceSet(self.images[index], self.labels[index], self.usage[index],
+                       [self.sources[i] for i in index] if self.sources else [])
+
+    def class_counts(self) -> np.ndarray:
+        return np.bincount(self.labels, minlength=len(EMOTIONS))
+
+
+def load_dataset(path: str | os.PathLike, image_size: int = 48, cache: bool = True) -> FaceSet:
+    """Read any supported dataset at ``path`` into a :class:`FaceSet` of ``image_size`` squares.
+
+    The decoded array is cached under ``~/.cache/emotrace/datasets`` (``EMOTRACE_CACHE``
+    overrides) keyed on the files' names, sizes and times, so later runs load in a second.
+    """
+    path = Path(path).expanduser()
+    if not path.exists():
+        raise DatasetError(f"dataset not found: {path} (give a FER-2013 folder, a Kaggle CSV, "
+                           "or a folder with one sub-folder per emotion)")
+    if path.is_file():
+        if path.suffix.lower() != ".csv":
+            raise DatasetError(f"{path}: a dataset file must be the Kaggle CSV "
+                               "(columns emotion,pixels,Usage)")
+        return _cached(path, [path], image_size, cache, lambda: _read_csv(path, image_size))
+    files = _labelled_files(path)
+    return _cached(path, [f for f, _, _ in files], image_size, cache,
+                   lambda: _decode_files(files, image_size))
+
+
+def _labelled_files(root: Path) -> list[tuple[Path, int, str]]:
+    """(file, label, usage) for a FER-2013 folder layout or a class-folder dataset."""
+    subdirs = sorted(d for d in root.iterdir() if d.is_dir() and not d.name.startswith("."))
+    split_dirs = [d for d in subdirs if d.name.lower() in _DIR_USAGE]
+    if split_dirs and len(split_dirs) == len(subdirs):
+        files = []
+        for split_dir in split_dirs:
+            files += _class_folder_files(split_dir, _DIR_USAGE[split_dir.name.lower()])
+    else:
+        files = _class_folder_files(root, "")
+    if not files:
+        raise DatasetError(f"{root}: no images found (expected sub-folders named by emotion "
+                           f"containing {', '.join(sorted(IMAGE_SUFFIXES))} files)")
+    return files
+
+
+def _class_folder_files(root: Path, default_usage: str) -> list[tuple[Path, int, str]]:
+    files = []
+    for class_dir in sorted(d for d in root.iterdir() if d.is_dir() and not d.name.startswith(".")):
+        try:
+            label = emotion_index(class_dir.name)
+        except ValueError as error:
+            raise DatasetError(f"{class_dir}: {error}") from None
+        for file in sorted(class_dir.rglob("*")):
+            if file.suffix.lower() in IMAGE_SUFFIXES and file.is_file():
+                files.append((file, label, _usage_from_name(file.name, default_usage)))
+    return files
+
+
+def _usage_from_name(name: str, default: str) -> str:
+    prefix = name.split("_", 1)[0]
+    return prefix if prefix in USAGES else default
+
+
+def read_face_image(path: str | os.PathLike, image_size: int) -> np.ndarray:
+    """Decode one image file as a grayscale ``image_size`` square; clear error if unreadable."""
+    data = np.fromfile(str(path), dtype=np.uint8)
+    image = cv2.imdecode(data, cv2.IMREAD_GRAYSCALE) if data.size else None
+    if image is None:
+        raise DatasetError(f"{path}: not a readable image (empty, corrupt or not an image "
+                           "file); remove it from the dataset or replace it")
+    if image.shape != (image_size, image_size):
+        interpolation = cv2.INTER_AREA if image.shape[0] > image_size else cv2.INTER_LINEAR
+        image = cv2.resize(image, (image_size, image_size), interpolation=interpolation)
+    return image
+
+
+def _decode_files(files: list[tuple[Path, int, str]], image_size: int) -> FaceSet:
+    images = np.empty((len(files), image_size, image_size), np.uint8)
+    for i, (file, _, _) in enumerate(progress(files, desc="decoding images", unit="img")):
+        images[i] = read_face_image(file, image_size)
+    return FaceSet(images, np.array([label for _, label, _ in files], np.int64),
+                   np.array([usage for _, _, usage in files]), [str(f) for f, _, _ in files])
+
+
+def _read_csv(path: Path, image_size: int) -> FaceSet:
+    images, labels, usage = [], [], []
+    with open(path, newline="") as handle:
+        reader = csv.DictReader(handle)
+        columns = {name.strip().lower(): name for name in reader.fieldnames or []}
+        if not {"emotion", "pixels"} <= columns.keys():
+            raise DatasetError(f"{path}: expected the Kaggle FER-2013 columns emotion,pixels,Usage; "
+                               f"found {reader.fieldnames}")
+        for row_number, row in enumerate(progress(reader, desc="reading CSV", unit="row"), 2):
+            try:
+                pixels = np.array(row[columns["pixels"]].split(), dtype=np.uint8)
+                side = int(round(np.sqrt(pixels.size)))
+                image = pixels.reshape(side, side)
+                label = emotion_index(row[columns["emotion"]])
+            except ValueError as error:
+                raise DatasetError(f"{path}, line {row_number}: {error}") from None
+            if side != image_size:
+                image = cv2.resize(image, (image_size, image_size), interpolation=cv2.INTER_LINEAR)
+            images.append(image)
+            labels.append(label)
+            usage.append(row[columns["usage"]].strip() if "usage" in columns else "")
+    if not images:
+        raise DatasetError(f"{path}: the CSV has no rows")
+    return FaceSet(np.stack(images), np.array(labels, np.int64), np.array(usage),
+                   [f"{path}:{i + 2}" for i in range(len(images))])
+
+
+def _cache_file(root: Path, files: list[Path], image_size: int) -> Path:
+    digest = hashlib.sha1(f"{root.resolve()}|{image_size}".encode())
+    for file in files:
+        stat = file.stat()
+        digest.update(f"{file}|{stat.st_size}|{stat.st_mtime_ns}".encode())
+    base = Path(os.environ.get("EMOTRACE_CACHE", Path.home() / ".cache" / "emotrace"))
+    return base / "datasets" / f"{root.name}-{image_size}-{digest.hexdigest()[:16]}.npz"
+
+
+def _cached(root: Path, files: list[Path], image_size: int, cache: bool, read) -> FaceSet:
+    if not cache:
+        return read()
+    cache_file = _cache_file(root, files, image_size)
+    if cache_file.exists():
+        with np.load(cache_file) as stored:
+            return FaceSet(stored["images"], stored["labels"], stored["usage"],
+                           stored["sources"].tolist())
+    faces = read()
+    cache_file.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_path(cache_file) as tmp:
+        with open(tmp, "wb") as handle:
+            np.savez(handle, images=faces.images, labels=faces.labels, usage=faces.usage,
+                     sources=np.array(faces.sources))
+    return faces

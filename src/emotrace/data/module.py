@@ -1,0 +1,97 @@
+"""Torch datasets and the Lightning data module over a :class:`FaceSet` split."""
+
+from __future__ import annotations
+
+import lightning as L
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Dataset, WeightedRandomSampler
+
+from emotrace.data.datasets import FaceSet, load_dataset
+from emotrace.data.splits import split_dataset
+from emotrace.data.transforms import AugmentConfig, eval_transform, train_transform
+
+
+class FaceTensorDataset(Dataset):
+    """Serves ``(image (1, S, S) float, label)`` pairs from an in-memory :class:`FaceSet`."""
+
+    def __init__(self, faces: FaceSet, transform) -> None:
+        self.images = torch.from_numpy(np.ascontiguousarray(faces.images)).unsqueeze(1)
+        self.labels = torch.from_numpy(faces.labels)
+        self.transform = transform
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.transform(self.images[index]), self.labels[index]
+
+
+def class_weights(labels: np.ndarray, num_classes: int, power: float = 1.0) -> np.ndarray:
+    """Inverse-frequency weights (``power`` 0.5 softens them), scaled to mean 1 over samples."""
+    counts = np.bincount(labels, minlength=num_classes).astype(np.float64)
+    weights = np.where(counts > 0, 1.0 / np.maximum(counts, 1) ** power, 0.0)
+    return weights / (weights[labels].mean())
+
+
+class FERDataModule(L.LightningDataModule):
+    """Loads a dataset once (cached), splits it and serves augmented / plain loaders.
+
+    ``balance``: ``none``, ``sampler`` (weighted sampling, each class equally likely) or
+    ``weights`` (class weights in the loss; read by the training module from ``loss_weights``).
+    """
+
+    def __init__(self, data: str, image_size: int = 96, batch_size: int = 64,
+                 split: str = "official", seed: int = 42, augment: AugmentConfig | None = None,
+                 scaling: str = "fixed", balance: str = "none", subset: float = 1.0,
+                 num_workers: int = 0, cache_size: int = 48) -> None:
+        super().__init__()
+        if balance not in ("none", "sampler", "weights"):
+            raise ValueError(f"unknown balance {balance!r}; use none, sampler or weights")
+        self.data, self.image_size, self.batch_size = data, image_size, batch_size
+        self.split, self.seed, self.scaling, self.balance = split, seed, scaling, balance
+        self.augment = augment or AugmentConfig()
+        self.subset, self.num_workers, self.cache_size = subset, num_workers, cache_size
+        self.parts: dict[str, FaceSet] = {}
+
+    def setup(self, stage: str | None = None) -> None:
+        if self.parts:
+            return
+        parts = split_dataset(load_dataset(self.data, self.cache_size), self.split, self.seed)
+        if self.subset < 1.0:  # a class-stratified fraction, for budgets and tests
+            rng = np.random.default_rng(self.seed)
+            parts = {name: part.subset(np.sort(np.concatenate([
+                rng.permutation(np.flatnonzero(part.labels == c))[
+                    : max(1, int(round(self.subset * np.sum(part.labels == c))))]
+                for c in np.unique(part.labels)]))) for name, part in parts.items()}
+        self.parts = parts
+
+    @property
+    def loss_weights(self) -> torch.Tensor | None:
+        if self.balance != "weights":
+            return None
+        labels = self.parts["train"].labels
+        return torch.tensor(class_weights(labels, 7, power=1.0), dtype=torch.float32)
+
+    def _loader(self, name: str, train: bool) -> DataLoader:
+        transform = (train_transform(self.image_size, self.augment, self.scaling) if train
+                     else eval_transform(self.image_size, self.scaling))
+        dataset = FaceTensorDataset(self.parts[name], transform)
+        sampler = None
+        if train and self.balance == "sampler":
+            labels = self.parts[name].labels
+            weights = 1.0 / np.bincount(labels, minlength=7)[labels]
+            sampler = WeightedRandomSampler(torch.as_tensor(weights), len(labels),
+                                            generator=torch.Generator().manual_seed(self.seed))
+        return DataLoader(dataset, batch_size=self.batch_size, shuffle=train and sampler is None,
+                          sampler=sampler, num_workers=self.num_workers, drop_last=train,
+                          persistent_workers=self.num_workers > 0)
+
+    def train_dataloader(self) -> DataLoader:
+        return self._loader("train", train=True)
+
+    def val_dataloader(self) -> DataLoader:
+        return self._loader("val", train=False)
+
+    def test_dataloader(self) -> DataLoader:
+        return self._loader("test", train=False)

@@ -1,0 +1,67 @@
+"""Train / validation / test splits: FER-2013's official one and a stratified random one."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from emotrace.data.datasets import DatasetError, FaceSet
+
+SPLITS = ("train", "val", "test")
+_OFFICIAL = {"train": "Training", "val": "PublicTest", "test": "PrivateTest"}
+_SPLIT_ALIASES = {"training": "train", "publictest": "val", "validation": "val",
+                  "valid": "val", "privatetest": "test"}
+
+
+def canonical_split(name: str) -> str:
+    """``PublicTest`` -> ``val``, ``PrivateTest`` -> ``test``, ``Training`` -> ``train``."""
+    key = name.strip().lower()
+    key = _SPLIT_ALIASES.get(key, key)
+    if key not in (*SPLITS, "all"):
+        raise ValueError(f"unknown split {name!r}; use train, val (PublicTest), test "
+                         "(PrivateTest) or all")
+    return key
+
+
+def official_split(faces: FaceSet) -> dict[str, FaceSet]:
+    """Training / PublicTest (validation) / PrivateTest (test), recovered from the usage column."""
+    parts = {name: faces.subset(np.flatnonzero(faces.usage == usage))
+             for name, usage in _OFFICIAL.items()}
+    if len(parts["train"]) == 0:
+        raise DatasetError("this dataset has no official split (no Training/PublicTest/PrivateTest "
+                           "usage); use the stratified split instead (split: stratified)")
+    return parts
+
+
+def stratified_split(faces: FaceSet, fractions: tuple[float, float, float] = (0.7, 0.1, 0.2),
+                     seed: int = 42) -> dict[str, FaceSet]:
+    """A per-class random split (70/10/20 with seed 42 by default, as in the papers)."""
+    if not np.isclose(sum(fractions), 1.0):
+        raise ValueError(f"split fractions must sum to 1, got {fractions}")
+    rng = np.random.default_rng(seed)
+    parts: dict[str, list[np.ndarray]] = {name: [] for name in SPLITS}
+    for label in np.unique(faces.labels):
+        members = rng.permutation(np.flatnonzero(faces.labels == label))
+        n_train = int(round(fractions[0] * len(members)))
+        n_val = int(round(fractions[1] * len(members)))
+        for name, chunk in zip(SPLITS, np.split(members, [n_train, n_train + n_val])):
+            parts[name].append(chunk)
+    return {name: faces.subset(np.sort(np.concatenate(chunks))) for name, chunks in parts.items()}
+
+
+def split_dataset(faces: FaceSet, scheme: str = "official", seed: int = 42) -> dict[str, FaceSet]:
+    """Split by ``scheme``: ``official`` or ``stratified`` (70/10/20)."""
+    if scheme == "official":
+        return official_split(faces)
+    if scheme == "stratified":
+        return stratified_split(faces, seed=seed)
+    raise ValueError(f"unknown split scheme {scheme!r}; use official or stratified")
+
+
+def select_split(faces: FaceSet, split: str | None) -> FaceSet:
+    """The images of one official split, or all of them (``None``/``all``, or no usage info)."""
+    if split is None or canonical_split(split) == "all":
+        return faces
+    part = official_split(faces)[canonical_split(split)] if (faces.usage != "").any() else faces
+    if len(part) == 0:
+        raise DatasetError(f"the dataset has no images in split {split!r}")
+    return part

@@ -1,0 +1,63 @@
+"""Evaluate a classifier on a labelled dataset: metrics, confusion matrix, written reports."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from emotrace.data import load_dataset, select_split
+from emotrace.evaluation.metrics import confusion_matrix, metrics_from_confusion
+from emotrace.evaluation.plots import plot_confusion
+from emotrace.utils import atomic_path, progress
+
+
+@dataclass
+class Evaluation:
+    """Labels, predictions and probabilities of one evaluation, with its metrics."""
+
+    labels: np.ndarray
+    probs: np.ndarray
+    dataset: str
+    split: str
+
+    @property
+    def predictions(self) -> np.ndarray:
+        return self.probs.argmax(axis=1)
+
+    def summary(self) -> dict:
+        """``{"n", "accuracy", "macro_recall", "macro_f1", "per_class", "confusion"}``."""
+        return metrics_from_confusion(confusion_matrix(self.labels, self.predictions))
+
+    def save(self, out_dir: str | Path) -> dict[str, Path]:
+        """Write ``metrics.json`` (with dataset and split), ``confusion.json`` and ``confusion.png``."""
+        out_dir = Path(out_dir)
+        out_dir.mkdir(parents=True, exist_ok=True)
+        summary = self.summary()
+        files = {"metrics": out_dir / "metrics.json", "confusion_json": out_dir / "confusion.json",
+                 "confusion_png": out_dir / "confusion.png"}
+        with atomic_path(files["metrics"]) as tmp:
+            tmp.write_text(json.dumps({"dataset": self.dataset, "split": self.split, **summary},
+                                      indent=2))
+        with atomic_path(files["confusion_json"]) as tmp:
+            tmp.write_text(json.dumps({"classes": list(summary["per_class"]),
+                                       "confusion": summary["confusion"]}))
+        plot_confusion(np.array(summary["confusion"]), files["confusion_png"],
+                       title=f"{Path(self.dataset).name} {self.split}: "
+                             f"accuracy {summary['accuracy']:.1%}, n={summary['n']}")
+        return files
+
+
+def evaluate(classifier, data: str | Path, split: str | None = None,
+             batch_size: int = 256) -> Evaluation:
+    """Classify every face of ``data`` (``split``: train/val/test/all; None = all) as whole-image
+    face crops, and return an :class:`Evaluation`. ``classifier`` is an
+    :class:`~emotrace.inference.EmotionClassifier` (anything with ``predict_faces``)."""
+    faces = select_split(load_dataset(data), split)
+    probs = np.concatenate([
+        classifier.predict_faces(faces.images[start:start + batch_size])
+        for start in progress(range(0, len(faces), batch_size), desc="evaluating",
+                              total=-(-len(faces) // batch_size), unit="batch")])
+    return Evaluation(faces.labels, probs, str(data), split or "all")

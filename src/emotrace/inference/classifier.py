@@ -1,0 +1,95 @@
+"""The emotion classifier: an ONNX model run by onnxruntime, with its model card."""
+
+from __future__ import annotations
+
+import json
+import os
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+import onnxruntime as ort
+
+from emotrace.data.labels import EMOTIONS
+
+DEFAULT_MODEL = "emotrace-mobilenetv2-fer2013.onnx"
+
+
+class ModelError(ValueError):
+    """A model file that is missing or unusable; the message names it."""
+
+
+def default_model_path() -> Path:
+    """The model shipped inside the package (``emotrace/assets``)."""
+    return Path(str(resources.files("emotrace") / "assets" / DEFAULT_MODEL))
+
+
+def read_card(model_path: Path) -> dict[str, Any]:
+    """The model card next to ``model_path`` (same name, ``.json``); required for the input size."""
+    card_path = model_path.with_suffix(".json")
+    if not card_path.is_file():
+        raise ModelError(f"{model_path}: its model card {card_path.name} is missing (it records "
+                         "the input size); export models with 'emotrace export'")
+    return json.loads(card_path.read_text())
+
+
+class EmotionClassifier:
+    """Classifies face crops into the seven emotions.
+
+    ``predict_faces`` takes a batch of crops (grey ``(N, H, W)`` uint8, or a list of grey / BGR
+    images of any size) and returns ``(N, 7)`` probabilities in :data:`EMOTIONS` order. One
+    onnxruntime session is created and reused.
+    """
+
+    def __init__(self, model: str | os.PathLike | None = None, card: dict | None = None,
+                 threads: int | None = None) -> None:
+        path = Path(model) if model else default_model_path()
+        if not path.is_file():
+            hint = (" (the shipped model is missing: reinstall emotrace)" if model is None
+                    else "; give an .onnx file exported by 'emotrace export'")
+            raise ModelError(f"model file not found: {path}{hint}")
+        self.path = path
+        self.card = card if card is not None else read_card(path)
+        self.size = int(self.card["input"]["shape"][-1])
+        self.scaling = self.card["input"].get("scaling", "fixed")
+        self.classes = tuple(self.card["output"].get("classes", EMOTIONS))
+        options = ort.SessionOptions()
+        if threads:
+            options.intra_op_num_threads = threads
+        try:
+            self.session = ort.InferenceSession(str(path), options,
+                                                providers=["CPUExecutionProvider"])
+        except Exception as error:  # onnxruntime raises its own exception types
+            raise ModelError(f"{path}: not a usable ONNX model ({error})") from None
+        self.input_name = self.session.get_inputs()[0].name
+
+    @property
+    def name(self) -> str:
+        return self.card.get("name", self.path.stem)
+
+    def preprocess(self, faces: np.ndarray | list[np.ndarray]) -> np.ndarray:
+        """Crops -> ``(N, 1, S, S)`` float32 in [0, 1], as in training."""
+        batch = np.empty((len(faces), 1, self.size, self.size), np.float32)
+        for i, face in enumerate(faces):
+            if face.ndim == 3:
+                face = cv2.cvtColor(face, cv2.COLOR_BGR2GRAY if face.shape[2] == 3
+                                    else cv2.COLOR_BGRA2GRAY)
+            if face.shape != (self.size, self.size):
+                shrink = face.shape[0] > self.size
+                face = cv2.resize(face, (self.size, self.size),
+                                  interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR)
+            batch[i, 0] = face
+        batch /= 255.0
+        if self.scaling == "minmax":
+            low = batch.min(axis=(2, 3), keepdims=True)
+            high = batch.max(axis=(2, 3), keepdims=True)
+            batch = (batch - low) / np.maximum(high - low, 1e-6)
+        return batch
+
+    def predict_faces(self, faces: np.ndarray | list[np.ndarray]) -> np.ndarray:
+        """``(N, 7)`` emotion probabilities for N face crops (one batched model call)."""
+        if len(faces) == 0:
+            return np.zeros((0, len(self.classes)), np.float32)
+        return self.session.run(None, {self.input_name: self.preprocess(faces)})[0]

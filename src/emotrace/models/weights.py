@@ -1,0 +1,47 @@
+"""Where pretrained weight files live, and loading them without ever downloading."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import torch
+
+
+class WeightsNotFoundError(FileNotFoundError):
+    """Pretrained weights were asked for but the file is not on this machine."""
+
+
+def hub_checkpoint(filename: str) -> Path:
+    """The torch hub cache path torchvision uses for ``filename`` (``$TORCH_HOME`` honoured)."""
+    return Path(torch.hub.get_dir()) / "checkpoints" / filename
+
+
+def load_state_dict(path: str | os.PathLike, backbone: str) -> dict[str, torch.Tensor]:
+    """Read a checkpoint file (a plain state dict, or one nested under ``state_dict``/``model``)."""
+    path = Path(path).expanduser()
+    if not path.is_file():
+        raise WeightsNotFoundError(f"weights file for {backbone} not found: {path}")
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    for key in ("state_dict", "model"):
+        if isinstance(state, dict) and isinstance(state.get(key), dict):
+            state = state[key]
+    return state
+
+
+def resolve_weights(backbone: str, filename: str | None, weights: str | None) -> Path:
+    """The weights file for ``backbone``: the user's ``weights`` path, else the hub cache file."""
+    if weights:
+        return Path(weights).expanduser()
+    if filename is None:
+        raise WeightsNotFoundError(
+            f"no ImageNet weights are bundled or cached for {backbone}; pass a weights file "
+            f"(create_model({backbone!r}, weights='resnet50.pth') or --weights FILE), "
+            "or use pretrained=False for random init")
+    cached = hub_checkpoint(filename)
+    if not cached.is_file():
+        raise WeightsNotFoundError(
+            f"ImageNet weights for {backbone} not found: expected {cached}. Copy the file there "
+            f"(e.g. mkdir -p {cached.parent} && cp ../shared/weights/{filename} {cached.parent}/), "
+            "pass weights=FILE, or use pretrained=False for random init")
+    return cached

@@ -1,0 +1,79 @@
+"""Our two callbacks: two-phase fine-tuning and the per-epoch history file."""
+
+from __future__ import annotations
+
+import csv
+import time
+from pathlib import Path
+
+import lightning as L
+from lightning.pytorch.callbacks import BaseFinetuning
+from torch import nn
+
+from emotrace.evaluation.convergence import read_history
+
+HISTORY_FIELDS = ("epoch", "phase", "train_loss", "train_acc", "val_loss", "val_acc", "lr",
+                  "epoch_time_s", "elapsed_s")
+
+
+class TwoPhaseFinetuning(BaseFinetuning):
+    """Phase 1: the backbone is frozen (batch-norm statistics too) for ``freeze_epochs``.
+    Phase 2: the top ``unfreeze_top`` backbone blocks (all if None) train at ``lr_factor`` x LR."""
+
+    def __init__(self, freeze_epochs: int, unfreeze_top: int | None, lr_factor: float) -> None:
+        super().__init__()
+        self.freeze_epochs, self.unfreeze_top, self.lr_factor = freeze_epochs, unfreeze_top, lr_factor
+
+    def _top_blocks(self, pl_module: L.LightningModule) -> list[nn.Module]:
+        blocks = pl_module.net.blocks
+        return blocks[-self.unfreeze_top:] if self.unfreeze_top else blocks
+
+    def freeze_before_training(self, pl_module: L.LightningModule) -> None:
+        self.freeze(pl_module.net.backbone, train_bn=True)
+
+    def finetune_function(self, pl_module: L.LightningModule, epoch: int, optimizer) -> None:
+        if epoch >= self.freeze_epochs:  # also re-applies the unfreeze after a resume
+            self.make_trainable(self._top_blocks(pl_module))
+            if epoch == self.freeze_epochs:
+                for group in optimizer.param_groups:
+                    group["lr"] *= self.lr_factor
+        # Frozen layers run in inference mode, so their ImageNet BN statistics stay intact.
+        for module in pl_module.net.backbone.modules():
+            if isinstance(module, nn.modules.batchnorm._BatchNorm):
+                if not any(p.requires_grad for p in module.parameters()):
+                    module.eval()
+
+
+class HistoryWriter(L.Callback):
+    """Appends one row per epoch to ``history.csv`` (train/val loss and accuracy, LR, time).
+
+    On resume, rows of epochs that will be re-run are dropped first.
+    """
+
+    def __init__(self, path: str | Path, freeze_epochs: int = 0) -> None:
+        self.path, self.freeze_epochs = Path(path), freeze_epochs
+        self._epoch_start = 0.0
+
+    def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._epoch_start = time.time()
+
+    def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        epoch = trainer.current_epoch + 1
+        rows = [r for r in read_history(self.path) if r["epoch"] < epoch] if self.path.exists() else []
+        metrics = trainer.callback_metrics
+        epoch_time = time.time() - self._epoch_start
+        rows.append({"epoch": epoch,
+                     "phase": 2 if self.freeze_epochs and epoch > self.freeze_epochs else 1,
+                     **pl_module.train_epoch_metrics,
+                     "val_loss": float(metrics.get("val_loss", float("nan"))),
+                     "val_acc": float(metrics.get("val_acc", float("nan"))),
+                     "lr": trainer.optimizers[0].param_groups[0]["lr"],
+                     "epoch_time_s": round(epoch_time, 1),
+                     "elapsed_s": round((rows[-1]["elapsed_s"] if rows else 0.0) + epoch_time, 1)})
+        self._write(rows)
+
+    def _write(self, rows: list[dict]) -> None:
+        with open(self.path, "w", newline="") as handle:
+            writer = csv.DictWriter(handle, HISTORY_FIELDS)
+            writer.writeheader()
+            writer.writerows(rows)

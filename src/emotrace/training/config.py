@@ -1,0 +1,87 @@
+"""Training recipes as data: a dataclass mirrored by the YAML presets in ``presets/``."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from emotrace.data.transforms import AugmentConfig
+
+
+@dataclass
+class TrainConfig:
+    """Everything a run depends on; saved next to its checkpoints as ``config.yaml``."""
+
+    data: str = "../shared/data/fer2013"
+    split: str = "official"           # official | stratified (70/10/20)
+    subset: float = 1.0               # class-stratified fraction of every split (budgets, tests)
+    model: str = "mobilenet_v2"
+    pretrained: bool = True
+    weights: str | None = None        # a weights file for backbones with none cached
+    head_hidden: list[int] = field(default_factory=list)
+    dropout: float = 0.2
+    batch_norm: bool = False
+    image_size: int = 96
+    scaling: str = "fixed"            # fixed (x/255) | minmax (per image)
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
+    balance: str = "none"             # none | sampler | weights
+    epochs: int = 12
+    batch_size: int = 64
+    optimizer: str = "adamw"          # adam | adamw | sgd
+    lr: float = 1e-3
+    weight_decay: float = 0.01
+    momentum: float = 0.9
+    scheduler: str = "onecycle"       # onecycle | cosine | plateau | none
+    plateau_patience: int = 2
+    label_smoothing: float = 0.1
+    freeze_epochs: int = 0            # phase 1: backbone frozen for this many epochs
+    unfreeze_top: int | None = None   # phase 2: unfreeze the top N backbone blocks (None = all)
+    phase2_lr_factor: float = 0.1
+    early_stopping: int | None = None  # patience in epochs on val accuracy
+    seed: int = 42
+    num_workers: int = 0
+    threads: int | None = None        # torch CPU threads (None = torch's default)
+
+    def __post_init__(self) -> None:
+        if isinstance(self.augment, dict):
+            self.augment = AugmentConfig(**{k: tuple(v) if isinstance(v, list) else v
+                                            for k, v in self.augment.items()})
+        if self.freeze_epochs and self.scheduler == "onecycle":
+            raise ValueError("two-phase fine-tuning (freeze_epochs > 0) needs scheduler "
+                             "plateau, cosine or none: one-cycle owns the learning rate")
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def updated(self, **changes: Any) -> TrainConfig:
+        known = {f.name for f in dataclasses.fields(self)}
+        unknown = set(changes) - known
+        if unknown:
+            raise ValueError(f"unknown training option(s): {', '.join(sorted(unknown))}")
+        merged = self.to_dict() | changes
+        if isinstance(changes.get("augment"), dict):
+            merged["augment"] = self.to_dict()["augment"] | changes["augment"]
+        return TrainConfig(**merged)
+
+
+def list_presets() -> list[str]:
+    folder = resources.files("emotrace.training") / "presets"
+    return sorted(p.name.removesuffix(".yaml") for p in folder.iterdir() if p.name.endswith(".yaml"))
+
+
+def load_config(preset_or_file: str, **overrides: Any) -> TrainConfig:
+    """A preset name (``mobilenetv2-fer2013-cpu``) or a YAML file path, with overrides applied."""
+    path = Path(preset_or_file)
+    if not path.is_file():
+        path = Path(str(resources.files("emotrace.training") / "presets" / f"{preset_or_file}.yaml"))
+    if not path.is_file():
+        raise ValueError(f"unknown preset {preset_or_file!r}: not a YAML file and not one of "
+                         f"{', '.join(list_presets())}")
+    values = yaml.safe_load(path.read_text()) or {}
+    values.pop("description", None)
+    return TrainConfig().updated(**values).updated(**overrides)

@@ -1,0 +1,101 @@
+"""Export a trained run to ONNX (softmax and optional flip-averaging baked in) + model card."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import shlex
+import sys
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from emotrace.data.labels import EMOTIONS
+from emotrace.evaluation.convergence import read_history
+from emotrace.training.fit import load_module
+from emotrace.utils import atomic_path
+
+
+class ExportWrapper(nn.Module):
+    """Grey faces ``(N, 1, S, S)`` in [0, 1] -> class probabilities ``(N, 7)``.
+
+    With ``flip_average`` the probabilities of the face and its mirror image are averaged
+    (test-time augmentation; decided on the validation split).
+    """
+
+    def __init__(self, net: nn.Module, flip_average: bool) -> None:
+        super().__init__()
+        self.net, self.flip_average = net, flip_average
+
+    def forward(self, faces: torch.Tensor) -> torch.Tensor:
+        probs = self.net(faces).softmax(dim=1)
+        if self.flip_average:
+            probs = (probs + self.net(faces.flip(-1)).softmax(dim=1)) / 2
+        return probs
+
+
+def export_onnx(net: nn.Module, path: str | Path, image_size: int, flip_average: bool) -> Path:
+    """Write ``net`` as an ONNX file with a dynamic batch axis (input ``faces``, output ``probs``)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    wrapper = ExportWrapper(net.eval().to(memory_format=torch.contiguous_format), flip_average)
+    example = torch.rand(2, 1, image_size, image_size)
+    with atomic_path(path) as tmp, torch.no_grad():
+        torch.onnx.export(wrapper, (example,), str(tmp), input_names=["faces"],
+                          output_names=["probs"], dynamic_axes={"faces": {0: "batch"},
+                                                                "probs": {0: "batch"}},
+                          opset_version=17, dynamo=False)
+    return path
+
+
+def _history_summary(run_dir: Path) -> dict[str, Any]:
+    history = run_dir / "history.csv"
+    if not history.exists():
+        return {}
+    rows = read_history(history)
+    best = max(rows, key=lambda r: r["val_acc"])
+    return {"epochs_trained": len(rows), "best_epoch": best["epoch"],
+            "training_time_s": rows[-1]["elapsed_s"], "best_val_acc_during_training": best["val_acc"]}
+
+
+def export_run(run_dir: str | Path, out: str | Path | None = None, flip_average: bool = True,
+               evaluate_splits: tuple[str, ...] = ("val",), name: str | None = None) -> Path:
+    """Export ``run_dir/best.ckpt`` to ``out`` (default ``run_dir/model.onnx``) and write its card
+    (``out`` with ``.json``): recipe, data, training time and the metrics of ``evaluate_splits``
+    measured on the exported file itself."""
+    from emotrace.evaluation import evaluate  # the card's numbers come from the ONNX file
+    from emotrace.inference.classifier import EmotionClassifier
+
+    run_dir = Path(run_dir)
+    checkpoint = run_dir / "best.ckpt"
+    if not checkpoint.exists():
+        raise FileNotFoundError(f"{checkpoint} not found: train a model into {run_dir} first")
+    module = load_module(checkpoint)
+    config = module.config
+    out = Path(out) if out else run_dir / "model.onnx"
+    export_onnx(module.net, out, config.image_size, flip_average)
+    card: dict[str, Any] = {
+        "name": name or out.stem,
+        "format": "onnx",
+        "input": {"name": "faces", "shape": ["batch", 1, config.image_size, config.image_size],
+                  "color": "gray", "range": [0.0, 1.0], "scaling": config.scaling,
+                  "framing": "tight face crop like FER-2013"},
+        "output": {"name": "probs", "classes": list(EMOTIONS)},
+        "flip_average": flip_average,
+        "backbone": config.model,
+        "pretrained": config.pretrained,
+        "data": config.data,
+        "recipe": config.to_dict(),
+        "exported": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "export_command": "emotrace " + shlex.join(sys.argv[1:]) if sys.argv[1:] else None,
+        **_history_summary(run_dir),
+        "metrics": {},
+    }
+    classifier = EmotionClassifier(out, card=card)
+    for split in evaluate_splits:
+        card["metrics"][split] = evaluate(classifier, config.data, split=split).summary()
+    with atomic_path(out.with_suffix(".json")) as tmp:
+        tmp.write_text(json.dumps(card, indent=2))
+    return out

@@ -1,0 +1,84 @@
+"""``train``: one recipe -> a run folder with checkpoints, history, config and an ONNX export."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import lightning as L
+import torch
+import yaml
+from lightning.pytorch.callbacks import (EarlyStopping, LearningRateMonitor, ModelCheckpoint,
+                                         TQDMProgressBar)
+from lightning.pytorch.loggers import CSVLogger
+
+from emotrace.data.module import FERDataModule
+from emotrace.training.callbacks import HistoryWriter, TwoPhaseFinetuning
+from emotrace.training.config import TrainConfig
+from emotrace.training.module import EmotionModule
+
+log = logging.getLogger(__name__)
+
+
+def build_datamodule(config: TrainConfig, data: str | None = None) -> FERDataModule:
+    return FERDataModule(data or config.data, image_size=config.image_size,
+                         batch_size=config.batch_size, split=config.split, seed=config.seed,
+                         augment=config.augment, scaling=config.scaling, balance=config.balance,
+                         subset=config.subset, num_workers=config.num_workers)
+
+
+def train(config: TrainConfig, run_dir: str | Path, resume: bool = True,
+          progress_bar: bool = True) -> Path:
+    """Fit ``config`` into ``run_dir``; continue from ``last.ckpt`` there when ``resume``.
+
+    Writes ``config.yaml``, ``history.csv``, ``best.ckpt`` (highest val accuracy), ``last.ckpt``
+    (every epoch) and Lightning's ``metrics.csv``. Returns the best checkpoint's path.
+    """
+    run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    saved = run_dir / "config.yaml"
+    last = run_dir / "last.ckpt"
+    if resume and last.exists() and saved.exists():
+        previous = yaml.safe_load(saved.read_text())
+        if previous != config.to_dict():
+            raise ValueError(f"{run_dir} holds a run with a different config; use another --out "
+                             "or --no-resume to start over")
+    saved.write_text(yaml.safe_dump(config.to_dict(), sort_keys=False))
+    if config.threads:
+        torch.set_num_threads(config.threads)
+    L.seed_everything(config.seed, workers=True, verbose=False)
+
+    datamodule = build_datamodule(config)
+    datamodule.setup()
+    module = EmotionModule(config.to_dict(), class_weights=datamodule.loss_weights)
+    callbacks: list[L.Callback] = [
+        ModelCheckpoint(run_dir, filename="best", monitor="val_acc", mode="max", save_last=True,
+                        enable_version_counter=False),
+        HistoryWriter(run_dir / "history.csv", config.freeze_epochs),
+        LearningRateMonitor("epoch"),
+    ]
+    if progress_bar:
+        callbacks.append(TQDMProgressBar(refresh_rate=20))
+    if config.freeze_epochs:
+        callbacks.append(TwoPhaseFinetuning(config.freeze_epochs, config.unfreeze_top,
+                                            config.phase2_lr_factor))
+    if config.early_stopping:
+        callbacks.append(EarlyStopping("val_acc", mode="max", patience=config.early_stopping))
+    trainer = L.Trainer(max_epochs=config.epochs, accelerator="auto", devices=1,
+                        callbacks=callbacks, default_root_dir=run_dir,
+                        logger=CSVLogger(run_dir, name="", version="logs"),
+                        enable_progress_bar=progress_bar, enable_model_summary=False,
+                        num_sanity_val_steps=0, deterministic=False, log_every_n_steps=50)
+    trainer.fit(module, datamodule=datamodule,
+                ckpt_path=str(last) if resume and last.exists() else None)
+    return run_dir / "best.ckpt"
+
+
+def load_module(checkpoint: str | Path) -> EmotionModule:
+    """An :class:`EmotionModule` from a checkpoint, weights-only (no ImageNet file needed)."""
+    state = torch.load(checkpoint, map_location="cpu", weights_only=False)
+    config = dict(state["hyper_parameters"]["config"], pretrained=False)
+    module = EmotionModule(config)
+    module.load_state_dict(state["state_dict"], strict=False)
+    module.config = TrainConfig(**state["hyper_parameters"]["config"])
+    return module.eval()

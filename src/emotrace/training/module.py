@@ -1,0 +1,88 @@
+"""The Lightning module: loss, metrics and optimiser/scheduler choice for one network."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import lightning as L
+import torch
+from torch import nn
+
+from emotrace.models import create_model
+from emotrace.training.config import TrainConfig
+
+
+class EmotionModule(L.LightningModule):
+    """Wraps an :class:`~emotrace.models.EmotionNet`; logs ``train_*``/``val_*`` loss and acc."""
+
+    def __init__(self, config: dict[str, Any], class_weights: torch.Tensor | None = None) -> None:
+        super().__init__()
+        self.save_hyperparameters({"config": config})
+        self.config = TrainConfig(**config)
+        c = self.config
+        self.net = create_model(c.model, pretrained=c.pretrained, weights=c.weights,
+                                head_hidden=c.head_hidden, dropout=c.dropout,
+                                batch_norm=c.batch_norm)
+        # channels-last convolutions train ~1.5x faster on CPU (measured on MobileNetV2, 96 px)
+        self.net.to(memory_format=torch.channels_last)
+        self.loss = nn.CrossEntropyLoss(weight=class_weights, label_smoothing=c.label_smoothing)
+        self.register_buffer("_train_sums", torch.zeros(3), persistent=False)  # loss, correct, n
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x)
+
+    def on_train_epoch_start(self) -> None:
+        self._train_sums.zero_()
+
+    def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], _: int) -> torch.Tensor:
+        images, labels = batch
+        logits = self.net(images.contiguous(memory_format=torch.channels_last))
+        loss = self.loss(logits, labels)
+        correct = (logits.argmax(1) == labels).sum()
+        self._train_sums += torch.stack([loss.detach() * len(labels), correct, torch.tensor(len(labels))])
+        self.log("train_loss", loss, prog_bar=True)
+        return loss
+
+    @property
+    def train_epoch_metrics(self) -> dict[str, float]:
+        loss, correct, n = self._train_sums.tolist()
+        return {"train_loss": loss / max(n, 1), "train_acc": correct / max(n, 1)}
+
+    def validation_step(self, batch: tuple[torch.Tensor, torch.Tensor], _: int) -> None:
+        images, labels = batch
+        logits = self.net(images)
+        # Plain CE (no smoothing/weights) so val loss is comparable across recipes.
+        self.log("val_loss", nn.functional.cross_entropy(logits, labels), on_epoch=True,
+                 prog_bar=True)
+        self.log("val_acc", (logits.argmax(1) == labels).float().mean(), on_epoch=True,
+                 prog_bar=True)
+
+    def configure_optimizers(self) -> Any:
+        c = self.config
+        params = self.parameters()
+        if c.optimizer == "adam":
+            optimizer = torch.optim.Adam(params, lr=c.lr, weight_decay=c.weight_decay)
+        elif c.optimizer == "adamw":
+            optimizer = torch.optim.AdamW(params, lr=c.lr, weight_decay=c.weight_decay)
+        elif c.optimizer == "sgd":
+            optimizer = torch.optim.SGD(params, lr=c.lr, momentum=c.momentum,
+                                        weight_decay=c.weight_decay, nesterov=True)
+        else:
+            raise ValueError(f"unknown optimizer {c.optimizer!r}; use adam, adamw or sgd")
+        if c.scheduler == "none":
+            return optimizer
+        if c.scheduler == "onecycle":
+            scheduler = torch.optim.lr_scheduler.OneCycleLR(
+                optimizer, max_lr=c.lr, total_steps=self.trainer.estimated_stepping_batches,
+                pct_start=0.2)
+            return {"optimizer": optimizer,
+                    "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+        if c.scheduler == "cosine":
+            scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=c.epochs)
+            return {"optimizer": optimizer, "lr_scheduler": scheduler}
+        if c.scheduler == "plateau":
+            scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
+                optimizer, mode="max", factor=0.5, patience=c.plateau_patience)
+            return {"optimizer": optimizer,
+                    "lr_scheduler": {"scheduler": scheduler, "monitor": "val_acc"}}
+        raise ValueError(f"unknown scheduler {c.scheduler!r}; use onecycle, cosine, plateau or none")

@@ -1,0 +1,34 @@
+"""Small helpers shared by every package: atomic writes and progress bars."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import TypeVar
+
+from tqdm.auto import tqdm
+
+T = TypeVar("T")
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
+    """Yield a temporary sibling of ``path``; rename it onto ``path`` only if the block succeeds.
+
+    Readers never see a half-written file, and a failure leaves nothing behind.
+    """
+    path = Path(path)
+    tmp = path.with_name(f".{path.stem}.partial{path.suffix}")
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def progress(iterable: Iterable[T], desc: str, total: int | None = None,
+             unit: str = "it") -> Iterable[T]:
+    """A progress bar on stderr; silent when stderr is not a terminal (logs, CI)."""
+    return tqdm(iterable, desc=desc, total=total, unit=unit, leave=False, disable=None)
