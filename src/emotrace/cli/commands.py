@@ -62,3 +62,69 @@ def train(args: argparse.Namespace) -> int:
         model = export_run(out)
         print(f"exported: {model}")
     return EXIT_OK
+
+
+def evaluate(args: argparse.Namespace) -> int:
+    import json
+
+    from emotrace.evaluation import evaluate as run_evaluation
+    from emotrace.inference import EmotionClassifier
+
+    classifier = EmotionClassifier(args.model)
+    result = run_evaluation(classifier, args.data, split=args.split)
+    summary = result.summary()
+    if args.out:
+        files = result.save(args.out)
+    if args.json:
+        print(json.dumps({"model": classifier.name, "split": result.split, **summary}))
+        return EXIT_OK
+    print(f"model {classifier.name} on {args.data} ({result.split}): n={summary['n']}")
+    print(f"accuracy {summary['accuracy']:.2%}   macro recall {summary['macro_recall']:.2%}   "
+          f"macro F1 {summary['macro_f1']:.2%}")
+    print(f"{'class':<10}{'precision':>10}{'recall':>10}{'f1':>10}{'support':>10}")
+    for name, row in summary["per_class"].items():
+        print(f"{name:<10}{row['precision']:>10.3f}{row['recall']:>10.3f}{row['f1']:>10.3f}"
+              f"{row['support']:>10d}")
+    if args.out:
+        print("wrote " + ", ".join(str(p) for p in files.values()))
+    return EXIT_OK
+
+
+def export(args: argparse.Namespace) -> int:
+    try:
+        from emotrace.training import export_run
+    except ImportError as error:
+        raise UsageError(f"export needs the train extra: pip install 'emotrace[train]' ({error})")
+    splits = ("val", "test") if args.test else ("val",)
+    out = export_run(args.run, out=args.out, flip_average=not args.no_flip, evaluate_splits=splits,
+                     name=args.name)
+    print(f"exported {out} and its card {out.with_suffix('.json')}")
+    return EXIT_OK
+
+
+def curves(args: argparse.Namespace) -> int:
+    import json
+
+    from emotrace.evaluation import (convergence_stats, plot_learning_curves, read_history,
+                                     windowed_stats)
+
+    history_file = Path(args.run) / "history.csv"
+    if not history_file.is_file():
+        raise UsageError(f"{history_file} not found: give a run folder made by 'emotrace train'")
+    history = read_history(history_file)
+    stats = {"overall": convergence_stats(history), "windows": windowed_stats(history, args.window)}
+    out = Path(args.out or args.run)
+    png = plot_learning_curves(history, out / "learning_curves.png", title=Path(args.run).name)
+    (out / "convergence.json").write_text(json.dumps(stats, indent=2))
+    if args.json:
+        print(json.dumps(stats))
+    else:
+        overall = stats["overall"]
+        print(f"epochs {len(history)}  best val acc {overall['best_val_acc']:.2%} "
+              f"(epoch {overall['best_epoch']})  initial val acc {overall['initial_val_acc']:.2%}")
+        print(f"{'epochs':<8}{'MCR acc':>9}{'MCR loss':>10}{'MOFR acc':>10}{'MOFR loss':>11}")
+        for row in stats["windows"]:
+            print(f"{row['epochs']:<8}{row['mcr_acc']:>9.4f}{row['mcr_loss']:>10.4f}"
+                  f"{row['mofr_acc']:>10.4f}{row['mofr_loss']:>11.4f}")
+        print(f"wrote {png} and {out / 'convergence.json'}")
+    return EXIT_OK

@@ -7,6 +7,7 @@ import sys
 from collections.abc import Sequence
 
 from emotrace.cli import commands
+from emotrace.cli.predict import predict as predict_command
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -31,6 +32,62 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--no-export", action="store_true", help="skip the ONNX export at the end")
     train.add_argument("--list-presets", action="store_true", help="list the presets and exit")
     train.set_defaults(run=commands.train)
+
+    predict = sub.add_parser(
+        "predict", help="recognise emotions in images, folders, videos, cameras, streams",
+        description="Detect faces and classify their emotions. SOURCE is an image, a folder "
+                    "(recursive), a glob, a video file, a camera index (0) or a stream URL. "
+                    "Exit code 1 when a source could not be read.")
+    predict.add_argument("sources", nargs="+", metavar="SOURCE")
+    predict.add_argument("--detector", choices=("yunet", "haar", "none"), default="yunet",
+                         help="face detector; 'none' = the images are face crops (default: %(default)s)")
+    predict.add_argument("--model", help="ONNX emotion model (default: the shipped one)")
+    predict.add_argument("--json", action="store_true",
+                         help="print one JSON line per image / frame")
+    predict.add_argument("--save", metavar="DIR",
+                         help="write annotated images / videos, and per-video timeline + summary")
+    predict.add_argument("--csv", metavar="FILE", help="write one row per face per frame")
+    predict.add_argument("--every", type=int, default=1, metavar="N",
+                         help="process every N-th video frame (default: %(default)s)")
+    predict.add_argument("--min-face", type=int, default=0, metavar="PX",
+                         help="ignore faces smaller than PX pixels")
+    predict.add_argument("--smooth", type=float, default=0.0, metavar="A",
+                         help="video: exponential smoothing of each face's scores, 0..1 (default: off)")
+    predict.add_argument("--no-track", action="store_true", help="video: no face ids across frames")
+    predict.add_argument("--show", action="store_true", help="show a live window when a display exists")
+    predict.set_defaults(run=predict_command)
+
+    evaluate = sub.add_parser("evaluate", help="accuracy, per-class metrics, confusion matrix",
+                              description="Evaluate an emotion model on a labelled dataset "
+                                          "(FER-2013 folders, Kaggle CSV or class folders); "
+                                          "each image is taken as a face crop.")
+    evaluate.add_argument("--data", required=True, help="dataset path")
+    evaluate.add_argument("--split", help="train, val (PublicTest), test (PrivateTest) or all "
+                                          "(default: all)")
+    evaluate.add_argument("--model", help="ONNX emotion model (default: the shipped one)")
+    evaluate.add_argument("--out", metavar="DIR",
+                          help="write metrics.json, confusion.json and confusion.png there")
+    evaluate.add_argument("--json", action="store_true", help="print one JSON object")
+    evaluate.set_defaults(run=commands.evaluate)
+
+    export = sub.add_parser("export", help="export a trained run to ONNX with its model card",
+                            description="Export RUN/best.ckpt to ONNX and write the model card "
+                                        "(metrics measured on the exported file).")
+    export.add_argument("run", help="run folder made by 'emotrace train'")
+    export.add_argument("--out", help="ONNX file to write (default: RUN/model.onnx)")
+    export.add_argument("--name", help="model name recorded in the card")
+    export.add_argument("--no-flip", action="store_true",
+                        help="do not average the mirror image's prediction into the output")
+    export.add_argument("--test", action="store_true",
+                        help="also measure the test split (PrivateTest) for the card")
+    export.set_defaults(run=commands.export)
+
+    curves = sub.add_parser("curves", help="learning curves and MCR/MOFR of a training run")
+    curves.add_argument("run", help="run folder made by 'emotrace train'")
+    curves.add_argument("--out", metavar="DIR", help="where to write (default: the run folder)")
+    curves.add_argument("--window", type=int, default=5, help="epochs per MCR/MOFR row")
+    curves.add_argument("--json", action="store_true", help="print the statistics as JSON")
+    curves.set_defaults(run=commands.curves)
     return parser
 
 

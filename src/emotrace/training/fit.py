@@ -27,6 +27,11 @@ def build_datamodule(config: TrainConfig, data: str | None = None) -> FERDataMod
                          subset=config.subset, num_workers=config.num_workers)
 
 
+def _without_epochs(values: dict) -> dict:
+    """A run may be resumed with more (or fewer) epochs; every other option must match."""
+    return {k: v for k, v in values.items() if k != "epochs"}
+
+
 def train(config: TrainConfig, run_dir: str | Path, resume: bool = True,
           progress_bar: bool = True) -> Path:
     """Fit ``config`` into ``run_dir``; continue from ``last.ckpt`` there when ``resume``.
@@ -40,9 +45,14 @@ def train(config: TrainConfig, run_dir: str | Path, resume: bool = True,
     last = run_dir / "last.ckpt"
     if resume and last.exists() and saved.exists():
         previous = yaml.safe_load(saved.read_text())
-        if previous != config.to_dict():
+        current = yaml.safe_load(yaml.safe_dump(config.to_dict()))  # tuples -> lists, as saved
+        if _without_epochs(previous) != _without_epochs(current):
             raise ValueError(f"{run_dir} holds a run with a different config; use another --out "
                              "or --no-resume to start over")
+        if previous["epochs"] != config.epochs and config.scheduler == "onecycle":
+            raise ValueError(f"{run_dir}: a one-cycle schedule cannot change its length on resume "
+                             f"({previous['epochs']} -> {config.epochs} epochs); keep "
+                             f"--epochs {previous['epochs']} or start over with --no-resume")
     saved.write_text(yaml.safe_dump(config.to_dict(), sort_keys=False))
     if config.threads:
         torch.set_num_threads(config.threads)

@@ -1,0 +1,107 @@
+"""Result objects: one per image or video frame, with its faces. They draw and save themselves."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+
+from emotrace.data.labels import EMOTIONS
+from emotrace.utils import atomic_path
+
+# BGR colours per emotion, used for boxes and bars.
+COLORS = {"angry": (40, 40, 220), "disgust": (40, 140, 40), "fear": (160, 60, 160),
+          "happy": (0, 200, 255), "sad": (200, 120, 40), "surprise": (0, 140, 255),
+          "neutral": (170, 170, 170)}
+
+
+@dataclass
+class Face:
+    """One face: box ``(x, y, w, h)``, detector score, landmarks, emotion and its 7 scores."""
+
+    box: tuple[int, int, int, int]
+    emotion: str
+    scores: dict[str, float]
+    score: float | None = None
+    landmarks: list[list[float]] | None = None
+    track_id: int | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        data: dict[str, Any] = {"box": list(self.box), "score": self.score,
+                                "emotion": self.emotion, "scores": self.scores}
+        if self.landmarks is not None:
+            data["landmarks"] = self.landmarks
+        if self.track_id is not None:
+            data["track_id"] = self.track_id
+        return data
+
+
+@dataclass
+class Result:
+    """The faces of one image or frame. ``frame``/``time`` are None for still images;
+    ``error`` is set (and ``faces`` empty) when the source could not be read."""
+
+    source: str
+    faces: list[Face] = field(default_factory=list)
+    frame: int | None = None
+    time: float | None = None
+    error: str | None = None
+    image: np.ndarray | None = field(default=None, repr=False)
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+    def to_dict(self) -> dict[str, Any]:
+        """``{"source", "frame", "time", "faces": [...]}`` (+ ``"error"`` when it failed)."""
+        data: dict[str, Any] = {"source": self.source, "frame": self.frame, "time": self.time,
+                                "faces": [face.to_dict() for face in self.faces]}
+        if self.error:
+            data["error"] = self.error
+        return data
+
+    def draw(self) -> np.ndarray:
+        """A copy of the image with boxes, labels and per-face score bars."""
+        if self.image is None:
+            raise ValueError(f"{self.source}: no image to draw on")
+        canvas = self.image.copy()
+        thickness = max(1, round(max(canvas.shape[:2]) / 400))
+        for face in self.faces:
+            _draw_face(canvas, face, thickness)
+        return canvas
+
+    def save(self, path: str | Path) -> Path:
+        """Write the annotated image (format from the suffix), atomically."""
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        ok, encoded = cv2.imencode(path.suffix or ".jpg", self.draw())
+        if not ok:
+            raise ValueError(f"{path}: cannot encode an image with this suffix")
+        with atomic_path(path) as tmp:
+            encoded.tofile(str(tmp))
+        return path
+
+
+def _draw_face(canvas: np.ndarray, face: Face, thickness: int) -> None:
+    x, y, w, h = face.box
+    color = COLORS.get(face.emotion, (255, 255, 255))
+    cv2.rectangle(canvas, (x, y), (x + w, y + h), color, thickness + 1)
+    label = f"{face.emotion} {face.scores[face.emotion]:.0%}"
+    if face.track_id is not None:
+        label = f"#{face.track_id} {label}"
+    font_scale = max(0.4, min(1.2, w / 160))
+    (tw, th), base = cv2.getTextSize(label, cv2.FONT_HERSHEY_SIMPLEX, font_scale, thickness)
+    top = max(th + base, y)
+    cv2.rectangle(canvas, (x, top - th - base), (x + tw, top), color, -1)
+    cv2.putText(canvas, label, (x, top - base), cv2.FONT_HERSHEY_SIMPLEX, font_scale, (0, 0, 0),
+                thickness, cv2.LINE_AA)
+    # Seven score bars under the box (or inside it near the bottom edge when out of room).
+    bar_h = max(3, h // 28)
+    bar_top = y + h + 2 if y + h + 7 * (bar_h + 1) < canvas.shape[0] else y + h - 7 * (bar_h + 1)
+    for i, name in enumerate(EMOTIONS):
+        y0 = bar_top + i * (bar_h + 1)
+        cv2.rectangle(canvas, (x, y0), (x + int(w * face.scores.get(name, 0.0)), y0 + bar_h),
+                      COLORS[name], -1)

@@ -1,0 +1,67 @@
+"""Face ids across video frames: motpy's Kalman/IoU multi-object tracker, plus per-track score
+smoothing. (Supervision's ByteTrack needs the non-headless OpenCV wheel, so it is not used.)"""
+
+from __future__ import annotations
+
+import numpy as np
+from motpy import Detection as MotDetection
+from motpy import MultiObjectTracker
+from motpy.tracker import IOUAndFeatureMatchingFunction
+
+
+class _RecordingMatcher(IOUAndFeatureMatchingFunction):
+    """motpy's matcher, remembering which tracker took which detection in the last step."""
+
+    def __call__(self, trackers, detections):
+        matches = super().__call__(trackers, detections)
+        self.last = {int(det): trackers[int(track)] for track, det in matches}
+        return matches
+
+
+class FaceTracker:
+    """Gives each face box a small integer id that stays with the person across frames.
+
+    ``max_staleness``: frames a lost face is kept before its id is retired.
+    """
+
+    def __init__(self, fps: float = 30.0, min_iou: float = 0.2, max_staleness: int = 15) -> None:
+        self.matcher = _RecordingMatcher(min_iou=min_iou)
+        self.tracker = MultiObjectTracker(
+            dt=1.0 / max(fps, 1.0), matching_fn=self.matcher,
+            model_spec={"order_pos": 1, "dim_pos": 2, "order_size": 0, "dim_size": 2,
+                        "q_var_pos": 5000.0, "r_var_pos": 0.1},
+            tracker_kwargs={"max_staleness": max_staleness})
+        self._ids: dict[str, int] = {}
+
+    def update(self, boxes: list[tuple[int, int, int, int]]) -> list[int]:
+        """Ids for this frame's boxes ``(x, y, w, h)``, in the same order."""
+        detections = [MotDetection(box=np.array([x, y, x + w, y + h], float), score=1.0)
+                      for x, y, w, h in boxes]
+        known = {id(t) for t in self.tracker.trackers}
+        self.matcher.last = {}
+        self.tracker.step(detections)
+        new = [t for t in self.tracker.trackers if id(t) not in known]
+        ids = []
+        for index, detection in enumerate(detections):
+            tracker = self.matcher.last.get(index)
+            if tracker is None:  # a new track starts exactly at its detection's box
+                tracker = next(t for t in new if np.allclose(t.box(), detection.box))
+                new.remove(tracker)
+            ids.append(self._ids.setdefault(tracker.id, len(self._ids) + 1))
+        return ids
+
+
+class ScoreSmoother:
+    """Exponential moving average of each track's scores: ``s = a * s_prev + (1 - a) * s_new``."""
+
+    def __init__(self, alpha: float) -> None:
+        if not 0.0 <= alpha < 1.0:
+            raise ValueError(f"smoothing must be in [0, 1), got {alpha}")
+        self.alpha = alpha
+        self.state: dict[int, np.ndarray] = {}
+
+    def __call__(self, track_id: int, probs: np.ndarray) -> np.ndarray:
+        previous = self.state.get(track_id)
+        smoothed = probs if previous is None else self.alpha * previous + (1 - self.alpha) * probs
+        self.state[track_id] = smoothed
+        return smoothed

@@ -1,0 +1,92 @@
+import json
+
+import numpy as np
+import onnxruntime as ort
+import pytest
+import torch
+
+from emotrace.evaluation import read_history
+from emotrace.training import export_run, load_config, load_module, train
+
+
+def _config(fer_slice, **changes):
+    values = dict(data=str(fer_slice), image_size=48, batch_size=32, epochs=3, lr=1e-3,
+                  threads=2, scheduler="plateau")
+    values.update(changes)
+    return load_config("mobilenetv2-fer2013-cpu", **values)
+
+
+@pytest.fixture(scope="module")
+def short_run(fer_slice, tmp_path_factory):
+    run = tmp_path_factory.mktemp("run")
+    train(_config(fer_slice), run, progress_bar=False)
+    return run
+
+
+def test_short_real_training_lowers_the_loss(short_run):
+    history = read_history(short_run / "history.csv")
+    assert [r["epoch"] for r in history] == [1, 2, 3]
+    assert history[-1]["train_loss"] < history[0]["train_loss"]
+    assert history[-1]["train_acc"] > history[0]["train_acc"]
+    assert all(0.0 <= r["val_acc"] <= 1.0 and r["lr"] > 0 for r in history)
+    assert (short_run / "best.ckpt").exists() and (short_run / "last.ckpt").exists()
+
+
+def test_training_resumes_from_last_checkpoint(short_run, fer_slice):
+    train(_config(fer_slice, epochs=4), short_run, progress_bar=False)
+    history = read_history(short_run / "history.csv")
+    assert [r["epoch"] for r in history] == [1, 2, 3, 4]
+    # only epoch 4 ran now: its elapsed time continues from epoch 3's
+    assert history[3]["elapsed_s"] >= history[2]["elapsed_s"]
+    with pytest.raises(ValueError, match="different config"):
+        train(_config(fer_slice, lr=5e-4), short_run, progress_bar=False)
+
+
+def test_one_cycle_run_refuses_to_change_length_on_resume(fer_slice, tmp_path):
+    train(_config(fer_slice, epochs=1, scheduler="onecycle", model="plain_cnn", pretrained=False),
+          tmp_path, progress_bar=False)
+    with pytest.raises(ValueError, match="one-cycle"):
+        train(_config(fer_slice, epochs=2, scheduler="onecycle", model="plain_cnn",
+                      pretrained=False), tmp_path, progress_bar=False)
+
+
+def test_two_phase_finetuning_freezes_then_unfreezes_the_top(fer_slice, tmp_path):
+    config = _config(fer_slice, epochs=2, scheduler="plateau", freeze_epochs=1, unfreeze_top=3,
+                     optimizer="adam")
+    before = load_config("mobilenetv2-fer2013-cpu", image_size=48)  # same init: ImageNet
+    from emotrace.models import create_model
+
+    reference = create_model(before.model, pretrained=True)
+    best = train(config, tmp_path, progress_bar=False)
+    module = load_module(tmp_path / "last.ckpt")
+    blocks, ref_blocks = module.net.blocks, reference.blocks
+    first_conv = blocks[0][0].weight
+    assert torch.equal(first_conv, ref_blocks[0][0].weight)     # never unfrozen
+    top = blocks[-1][0].weight
+    assert not torch.equal(top, ref_blocks[-1][0].weight)        # trained in phase 2
+    history = read_history(tmp_path / "history.csv")
+    assert [r["phase"] for r in history] == [1, 2]
+    assert history[1]["lr"] == pytest.approx(history[0]["lr"] * 0.1)
+    assert best.exists()
+
+
+def test_class_weights_and_balanced_sampler_run(fer_slice, tmp_path):
+    for balance in ("weights", "sampler"):
+        train(_config(fer_slice, epochs=1, balance=balance, model="plain_cnn", pretrained=False),
+              tmp_path / balance, progress_bar=False)
+        assert len(read_history(tmp_path / balance / "history.csv")) == 1
+
+
+def test_onnx_export_matches_torch_and_writes_a_card(short_run):
+    model = export_run(short_run, out=short_run / "m.onnx", flip_average=False)
+    card = json.loads(model.with_suffix(".json").read_text())
+    assert card["input"]["shape"] == ["batch", 1, 48, 48]
+    assert card["metrics"]["val"]["n"] == 35
+    assert card["epochs_trained"] == 4 and card["training_time_s"] > 0
+    module = load_module(short_run / "best.ckpt")
+    faces = torch.rand(5, 1, 48, 48)
+    with torch.no_grad():
+        expected = module.net(faces).softmax(1).numpy()
+    session = ort.InferenceSession(str(model), providers=["CPUExecutionProvider"])
+    got = session.run(None, {"faces": faces.numpy()})[0]
+    np.testing.assert_allclose(got, expected, atol=1e-4)
