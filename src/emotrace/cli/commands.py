@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -27,6 +28,12 @@ def run(args: argparse.Namespace) -> int:
     except (UsageError, DatasetError, FileNotFoundError, ValueError, ImportError) as error:
         print(f"emotrace {args.command}: error: {error}", file=sys.stderr)
         return EXIT_USAGE
+    except Exception as error:  # a bug, not bad input: keep the traceback one switch away
+        if os.environ.get("EMOTRACE_DEBUG"):
+            raise
+        print(f"emotrace {args.command}: unexpected error: {type(error).__name__}: {error} "
+              "(set EMOTRACE_DEBUG=1 to see the traceback, and please report it)", file=sys.stderr)
+        return EXIT_FAILED
 
 
 def _overrides(pairs: list[str]) -> dict:
@@ -96,7 +103,7 @@ def export(args: argparse.Namespace) -> int:
     except ImportError as error:
         raise UsageError(f"export needs the train extra: pip install 'emotrace[train]' ({error})")
     splits = ("val", "test") if args.test else ("val",)
-    out = export_run(args.run, out=args.out, flip_average=not args.no_flip, evaluate_splits=splits,
+    out = export_run(args.run_dir, out=args.out, flip_average=not args.no_flip, evaluate_splits=splits,
                      name=args.name)
     print(f"exported {out} and its card {out.with_suffix('.json')}")
     return EXIT_OK
@@ -108,13 +115,13 @@ def curves(args: argparse.Namespace) -> int:
     from emotrace.evaluation import (convergence_stats, plot_learning_curves, read_history,
                                      windowed_stats)
 
-    history_file = Path(args.run) / "history.csv"
+    history_file = Path(args.run_dir) / "history.csv"
     if not history_file.is_file():
         raise UsageError(f"{history_file} not found: give a run folder made by 'emotrace train'")
     history = read_history(history_file)
     stats = {"overall": convergence_stats(history), "windows": windowed_stats(history, args.window)}
-    out = Path(args.out or args.run)
-    png = plot_learning_curves(history, out / "learning_curves.png", title=Path(args.run).name)
+    out = Path(args.out or args.run_dir)
+    png = plot_learning_curves(history, out / "learning_curves.png", title=Path(args.run_dir).name)
     (out / "convergence.json").write_text(json.dumps(stats, indent=2))
     if args.json:
         print(json.dumps(stats))

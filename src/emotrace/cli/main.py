@@ -73,7 +73,7 @@ def build_parser() -> argparse.ArgumentParser:
     export = sub.add_parser("export", help="export a trained run to ONNX with its model card",
                             description="Export RUN/best.ckpt to ONNX and write the model card "
                                         "(metrics measured on the exported file).")
-    export.add_argument("run", help="run folder made by 'emotrace train'")
+    export.add_argument("run_dir", metavar="RUN", help="run folder made by 'emotrace train'")
     export.add_argument("--out", help="ONNX file to write (default: RUN/model.onnx)")
     export.add_argument("--name", help="model name recorded in the card")
     export.add_argument("--no-flip", action="store_true",
@@ -83,7 +83,7 @@ def build_parser() -> argparse.ArgumentParser:
     export.set_defaults(run=commands.export)
 
     curves = sub.add_parser("curves", help="learning curves and MCR/MOFR of a training run")
-    curves.add_argument("run", help="run folder made by 'emotrace train'")
+    curves.add_argument("run_dir", metavar="RUN", help="run folder made by 'emotrace train'")
     curves.add_argument("--out", metavar="DIR", help="where to write (default: the run folder)")
     curves.add_argument("--window", type=int, default=5, help="epochs per MCR/MOFR row")
     curves.add_argument("--json", action="store_true", help="print the statistics as JSON")

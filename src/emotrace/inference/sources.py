@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import glob as globlib
 import os
+import warnings
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -90,7 +91,10 @@ def read_image(path: str) -> np.ndarray:
     if file.stat().st_size == 0:
         raise ValueError("empty file (0 bytes)")
     try:
-        with Image.open(file) as header:  # reads the header only: size check before decoding
+        with warnings.catch_warnings():  # our own MAX_PIXELS check replaces Pillow's warning
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            header = Image.open(file)
+        with header:  # reads the header only: size check before decoding
             width, height = header.size
     except Exception:
         width = height = 0  # not a format Pillow knows; let OpenCV try

@@ -1,0 +1,93 @@
+import json
+import subprocess
+import sys
+
+import cv2
+import numpy as np
+import pytest
+
+from conftest import TESTDATA
+from emotrace import Recognizer
+
+
+def emotrace(*args, timeout=120):
+    return subprocess.run([sys.executable, "-m", "emotrace.cli.main", *map(str, args)],
+                          capture_output=True, text=True, timeout=timeout)
+
+
+@pytest.fixture(scope="module")
+def bad_inputs(tmp_path_factory):
+    root = tmp_path_factory.mktemp("bad")
+    (root / "empty.jpg").write_bytes(b"")
+    (root / "text.jpg").write_text("this is a text file, not a JPEG\n")
+    data = (TESTDATA / "face.jpg").read_bytes()
+    (root / "truncated.jpg").write_bytes(data[:200])
+    from emotrace.testing import write_panning_video
+
+    video = write_panning_video(TESTDATA / "face.jpg", root / "full.mp4", frames=60)
+    payload = video.read_bytes()
+    (root / "truncated.mp4").write_bytes(payload[: len(payload) // 3])
+    return root
+
+
+@pytest.mark.parametrize("name, message", [("empty.jpg", "empty file"),
+                                           ("text.jpg", "not a readable image"),
+                                           ("truncated.jpg", "not a readable image"),
+                                           ("missing.jpg", "not found")])
+def test_unreadable_images_give_a_clear_error(bad_inputs, name, message):
+    result = Recognizer().predict(bad_inputs / name)[0]
+    assert not result.ok and message in result.error and result.faces == []
+
+
+def test_truncated_video_reports_where_it_ended(bad_inputs):
+    results = Recognizer().predict(bad_inputs / "truncated.mp4")
+    assert not results[-1].ok
+    assert "truncated" in results[-1].error or "cannot open" in results[-1].error
+    assert all(r.ok for r in results[:-1])
+    assert len(results) - 1 < 60
+
+
+def test_unreadable_camera_does_not_hang():
+    result = Recognizer().predict(97)[0]
+    assert not result.ok and "camera 97" in result.error
+
+
+def test_huge_image_is_processed(tmp_path):
+    canvas = np.zeros((12000, 12000, 3), np.uint8)
+    photo = cv2.resize(cv2.imread(str(TESTDATA / "face.jpg")), None, fx=8, fy=8)
+    canvas[: photo.shape[0], : photo.shape[1]] = photo
+    cv2.imwrite(str(tmp_path / "huge.png"), canvas, [cv2.IMWRITE_PNG_COMPRESSION, 1])
+    del canvas
+    result = Recognizer().predict(tmp_path / "huge.png")[0]
+    assert result.ok and len(result.faces) == 4
+    assert max(f.box[2] for f in result.faces) > 500  # boxes in full-resolution pixels
+
+
+def test_batch_goes_on_and_exit_code_says_something_failed(bad_inputs, tmp_path):
+    out = tmp_path / "out"
+    run = emotrace("predict", TESTDATA / "face.jpg", bad_inputs / "text.jpg",
+                   bad_inputs / "empty.jpg", TESTDATA / "cat.bmp", "--json",
+                   "--csv", tmp_path / "faces.csv", "--save", out)
+    assert run.returncode == 1
+    lines = [json.loads(line) for line in run.stdout.splitlines()]
+    assert [len(line["faces"]) for line in lines] == [4, 0, 0, 0]
+    assert "error" in lines[1] and "error" in lines[2]
+    assert "text.jpg" in run.stderr and "empty.jpg" in run.stderr
+    assert "cat.bmp: no face found" in run.stderr
+    assert "Traceback" not in run.stderr
+    assert len((tmp_path / "faces.csv").read_text().splitlines()) == 1 + 4
+    assert sorted(p.name for p in out.iterdir()) == ["cat.jpg", "face.jpg"]
+    assert not list(tmp_path.rglob(".*partial*"))
+
+
+def test_show_without_display_still_writes_outputs(tmp_path, panning_video):
+    run = emotrace("predict", panning_video, "--every", "10", "--show", "--csv", tmp_path / "f.csv")
+    assert run.returncode == 0, run.stderr
+    assert "no display" in run.stderr
+    assert (tmp_path / "f.csv").exists()
+
+
+def test_missing_model_file_is_a_clear_error(tmp_path):
+    run = emotrace("predict", TESTDATA / "face.jpg", "--model", tmp_path / "nope.onnx")
+    assert run.returncode == 2 and "model file not found" in run.stderr
+    assert "Traceback" not in run.stderr

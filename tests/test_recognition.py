@@ -1,0 +1,138 @@
+import csv
+import json
+import shutil
+
+import cv2
+import numpy as np
+import pytest
+
+from conftest import TESTDATA
+from emotrace import EMOTIONS, Recognizer
+from emotrace.inference import EmotionClassifier, Framing
+from emotrace.inference.sinks import AnnotatedSink, CsvSink
+
+
+@pytest.fixture(scope="module")
+def recognizer():
+    return Recognizer()
+
+
+@pytest.mark.parametrize("detector", ["yunet", "haar"])
+@pytest.mark.parametrize("photo, faces", [("face.jpg", 4), ("grace_hopper.bmp", 1), ("cat.bmp", 0)])
+def test_faces_found_in_real_photos(detector, photo, faces):
+    results = Recognizer(detector=detector).predict(TESTDATA / photo)
+    assert len(results) == 1 and results[0].ok
+    assert len(results[0].faces) == faces
+
+
+def test_result_json_shape(recognizer):
+    data = recognizer.predict(str(TESTDATA / "grace_hopper.bmp"))[0].to_dict()
+    assert set(data) == {"source", "frame", "time", "faces"}
+    assert data["frame"] is None and data["time"] is None
+    face = data["faces"][0]
+    assert {"box", "score", "emotion", "scores", "landmarks"} <= set(face)
+    x, y, w, h = face["box"]
+    assert 100 < x < 300 and 50 < y < 250 and w > 100 and h > 100
+    assert list(face["scores"]) == list(EMOTIONS)
+    assert sum(face["scores"].values()) == pytest.approx(1.0, abs=1e-3)
+    assert face["emotion"] == max(face["scores"], key=face["scores"].get)
+    assert len(face["landmarks"]) == 5 and 0.5 < face["score"] <= 1.0
+    json.dumps(data)
+
+
+def test_faces_of_a_frame_are_classified_in_one_batch(recognizer, monkeypatch):
+    calls = []
+    original = recognizer.classifier.predict_faces
+    monkeypatch.setattr(recognizer.classifier, "predict_faces",
+                        lambda faces: calls.append(len(faces)) or original(faces))
+    recognizer.predict(TESTDATA / "face.jpg")
+    assert calls == [4]
+
+
+def test_numpy_grey_rgba_and_16bit_inputs(recognizer, tmp_path):
+    bgr = cv2.imread(str(TESTDATA / "face.jpg"))
+    gray = cv2.cvtColor(bgr, cv2.COLOR_BGR2GRAY)
+    rgba = cv2.cvtColor(bgr, cv2.COLOR_BGR2BGRA)
+    deep = bgr.astype(np.uint16) * 257
+    assert len(recognizer.predict(bgr)[0].faces) == 4
+    for name, image in (("gray.png", gray), ("rgba.png", rgba), ("deep.png", deep)):
+        cv2.imwrite(str(tmp_path / name), image)
+        result = recognizer.predict(tmp_path / name)[0]
+        assert result.ok and len(result.faces) == 4, name
+
+
+def test_folder_is_recursive_and_sorted_and_glob_works(recognizer, tmp_path):
+    (tmp_path / "b").mkdir()
+    shutil.copy(TESTDATA / "face.jpg", tmp_path / "b" / "z.jpg")
+    shutil.copy(TESTDATA / "cat.bmp", tmp_path / "a.bmp")
+    (tmp_path / "notes.txt").write_text("not an image")
+    sources = [r.source for r in recognizer.predict(tmp_path)]
+    assert sources == [str(tmp_path / "a.bmp"), str(tmp_path / "b" / "z.jpg")]
+    assert [r.source for r in recognizer.predict(str(tmp_path / "*.bmp"))] == [
+        str(tmp_path / "a.bmp")]
+
+
+def test_result_draws_and_saves(recognizer, tmp_path):
+    result = recognizer.predict(TESTDATA / "face.jpg")[0]
+    drawn = result.draw()
+    assert drawn.shape == result.image.shape and not np.array_equal(drawn, result.image)
+    path = result.save(tmp_path / "annotated.png")
+    assert cv2.imread(str(path)).shape == result.image.shape
+
+
+def test_video_frames_track_ids_csv_and_summary(recognizer, panning_video, tmp_path):
+    results = recognizer.predict(panning_video)
+    assert [r.frame for r in results] == list(range(30))
+    assert results[15].time == pytest.approx(0.5, abs=0.01)
+    first = {f.track_id: f.box for f in results[0].faces}
+    assert len(first) >= 4  # 2x2 tiles of a 4-face photo, some cut by the window
+    # the two large faces of the top-left tile keep their ids through the pan
+    big = sorted(results[0].faces, key=lambda f: -f.box[2])[:2]
+    for result in results[1:]:
+        ids = {f.track_id for f in result.faces}
+        assert {f.track_id for f in big} <= ids
+    csv_sink, annotated = CsvSink(tmp_path / "faces.csv"), AnnotatedSink(tmp_path / "out")
+    for result in results:
+        csv_sink.write(result)
+        annotated.write(result)
+    csv_sink.close()
+    annotated.close()
+    rows = list(csv.DictReader(open(tmp_path / "faces.csv")))
+    assert len(rows) == sum(len(r.faces) for r in results)
+    summary = json.loads((tmp_path / "out" / "faces.summary.json").read_text())
+    assert summary["frames"] == 30
+    tracked = {f["track_id"]: f for f in summary["faces"]}
+    for face in big:
+        assert tracked[face.track_id]["frames"] == 30
+        assert sum(tracked[face.track_id]["emotion_shares"].values()) == pytest.approx(1.0)
+    video = cv2.VideoCapture(str(tmp_path / "out" / "faces.mp4"))
+    assert int(video.get(cv2.CAP_PROP_FRAME_COUNT)) == 30
+    assert (tmp_path / "out" / "faces.timeline.png").stat().st_size > 10_000
+    assert not list(tmp_path.rglob(".*partial*"))
+
+
+def test_every_nth_frame_and_smoothing(panning_video):
+    results = Recognizer(smooth=0.8).predict(panning_video, every=3)
+    assert [r.frame for r in results] == list(range(0, 30, 3))
+    raw = Recognizer().predict(panning_video, every=3)
+
+    def series(rs):
+        track = rs[0].faces[0].track_id
+        return np.array([[f.scores["happy"] for f in r.faces if f.track_id == track][0] for r in rs])
+
+    assert np.std(np.diff(series(results))) < np.std(np.diff(series(raw)))
+
+
+def test_framing_square_crop_pads_at_the_edges():
+    gray = np.arange(100 * 100, dtype=np.uint32).reshape(100, 100).astype(np.uint8)
+    crop = Framing(scale=1.5).crop(gray, (80, 80, 20, 20), 48)
+    assert crop.shape == (48, 48)
+    assert Framing(scale=1.2, shift_y=0.1).square((10, 20, 30, 40)) == (1, 21, 48)  # side 48, centre (25, 40 + 4.8)
+
+
+def test_classifier_accepts_any_crop_sizes():
+    classifier = EmotionClassifier()
+    probs = classifier.predict_faces([np.zeros((30, 40), np.uint8), np.zeros((200, 200, 3), np.uint8)])
+    assert probs.shape == (2, 7)
+    assert np.allclose(probs.sum(1), 1, atol=1e-4)
+    assert classifier.predict_faces([]).shape == (0, 7)
