@@ -91,3 +91,31 @@ def test_missing_model_file_is_a_clear_error(tmp_path):
     run = emotrace("predict", TESTDATA / "face.jpg", "--model", tmp_path / "nope.onnx")
     assert run.returncode == 2 and "model file not found" in run.stderr
     assert "Traceback" not in run.stderr
+
+
+def test_unreachable_stream_fails_fast_with_a_clear_message():
+    run = emotrace("predict", "rtsp://127.0.0.1:9/live", timeout=60)
+    assert run.returncode == 1
+    assert "rtsp://127.0.0.1:9/live: cannot open the stream" in run.stderr
+
+
+def test_ctrl_c_keeps_what_was_written(tmp_path):
+    import signal
+    import time
+
+    from emotrace.testing import write_panning_video
+
+    video = write_panning_video(TESTDATA / "face.jpg", tmp_path / "long.mp4", frames=400)
+    process = subprocess.Popen([sys.executable, "-m", "emotrace.cli.main", "predict", str(video),
+                                "--csv", str(tmp_path / "faces.csv"), "--save", str(tmp_path / "out")],
+                               stderr=subprocess.PIPE, text=True)
+    time.sleep(6)
+    process.send_signal(signal.SIGINT)
+    _, stderr = process.communicate(timeout=60)
+    assert process.returncode == 130, stderr
+    assert "interrupted" in stderr and "Traceback" not in stderr
+    rows = (tmp_path / "faces.csv").read_text().splitlines()
+    assert 1 < len(rows) < 400 * 8
+    assert (tmp_path / "out" / "long.mp4").exists()
+    assert (tmp_path / "out" / "long.summary.json").exists()
+    assert not list(tmp_path.rglob(".*partial*"))

@@ -87,7 +87,8 @@ def test_video_frames_track_ids_csv_and_summary(recognizer, panning_video, tmp_p
     first = {f.track_id: f.box for f in results[0].faces}
     assert len(first) >= 4  # 2x2 tiles of a 4-face photo, some cut by the window
     # the two large faces of the top-left tile keep their ids through the pan
-    big = sorted(results[0].faces, key=lambda f: -f.box[2])[:2]
+    big = [f for f in results[0].faces if f.box[1] < 200 and f.box[2] > 80]
+    assert len(big) == 2
     for result in results[1:]:
         ids = {f.track_id for f in result.faces}
         assert {f.track_id for f in big} <= ids
@@ -136,3 +137,16 @@ def test_classifier_accepts_any_crop_sizes():
     assert probs.shape == (2, 7)
     assert np.allclose(probs.sum(1), 1, atol=1e-4)
     assert classifier.predict_faces([]).shape == (0, 7)
+
+
+def test_min_face_skips_small_faces_and_shrinks_detection():
+    from emotrace.inference.detectors import YuNetDetector
+
+    assert len(Recognizer(min_face=60).predict(TESTDATA / "face.jpg")[0].faces) == 2
+    # default (24 px) detects VGA frames at half size and still finds the 44-px faces
+    assert YuNetDetector(min_face=24).min_scale == 0.5
+    default = Recognizer().predict(TESTDATA / "face.jpg")[0].faces
+    full = Recognizer(min_face=0).predict(TESTDATA / "face.jpg")[0].faces
+    assert len(default) == len(full) == 4
+    for a, b in zip(sorted(f.box for f in default), sorted(f.box for f in full)):
+        assert np.abs(np.array(a) - np.array(b)).max() <= 6  # same faces, boxes within a few px

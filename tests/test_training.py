@@ -82,7 +82,8 @@ def test_onnx_export_matches_torch_and_writes_a_card(short_run):
     card = json.loads(model.with_suffix(".json").read_text())
     assert card["input"]["shape"] == ["batch", 1, 48, 48]
     assert card["metrics"]["val"]["n"] == 35
-    assert card["epochs_trained"] == 4 and card["training_time_s"] > 0
+    assert card["epochs_trained"] == len(read_history(short_run / "history.csv"))
+    assert card["training_time_s"] > 0
     module = load_module(short_run / "best.ckpt")
     faces = torch.rand(5, 1, 48, 48)
     with torch.no_grad():
@@ -90,3 +91,16 @@ def test_onnx_export_matches_torch_and_writes_a_card(short_run):
     session = ort.InferenceSession(str(model), providers=["CPUExecutionProvider"])
     got = session.run(None, {"faces": faces.numpy()})[0]
     np.testing.assert_allclose(got, expected, atol=1e-4)
+
+
+
+def test_init_from_a_checkpoint_starts_from_its_weights(short_run, fer_slice, tmp_path):
+    from emotrace.training.module import EmotionModule
+
+    config = _config(fer_slice, init_from=str(short_run / "best.ckpt"))
+    module = EmotionModule(config.to_dict())
+    trained = load_module(short_run / "best.ckpt")
+    for (name, a), (_, b) in zip(module.net.state_dict().items(), trained.net.state_dict().items()):
+        assert torch.equal(a, b), name
+    with pytest.raises(FileNotFoundError, match="init_from checkpoint not found"):
+        EmotionModule(_config(fer_slice, init_from=str(tmp_path / "none.ckpt")).to_dict())

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shlex
 import sys
 from pathlib import Path
 
@@ -63,6 +64,8 @@ def train(args: argparse.Namespace) -> int:
         overrides["epochs"] = args.epochs
     config = load_config(args.preset, **overrides)
     out = Path(args.out or Path("runs") / Path(args.preset).stem)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "command.txt").write_text("emotrace " + shlex.join(sys.argv[1:]) + "\n")
     best = fit(config, out, resume=not args.no_resume)
     print(f"best checkpoint: {best}")
     if not args.no_export:
@@ -103,7 +106,7 @@ def export(args: argparse.Namespace) -> int:
     except ImportError as error:
         raise UsageError(f"export needs the train extra: pip install 'emotrace[train]' ({error})")
     splits = ("val", "test") if args.test else ("val",)
-    out = export_run(args.run_dir, out=args.out, flip_average=not args.no_flip, evaluate_splits=splits,
+    out = export_run(args.run_dir, out=args.out, flip_average=args.flip, evaluate_splits=splits,
                      name=args.name)
     print(f"exported {out} and its card {out.with_suffix('.json')}")
     return EXIT_OK

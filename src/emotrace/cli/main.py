@@ -49,8 +49,9 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("--csv", metavar="FILE", help="write one row per face per frame")
     predict.add_argument("--every", type=int, default=1, metavar="N",
                          help="process every N-th video frame (default: %(default)s)")
-    predict.add_argument("--min-face", type=int, default=0, metavar="PX",
-                         help="ignore faces smaller than PX pixels")
+    predict.add_argument("--min-face", type=int, default=24, metavar="PX",
+                         help="ignore faces smaller than PX pixels; smaller values find tinier "
+                              "faces but detect more slowly (default: %(default)s)")
     predict.add_argument("--smooth", type=float, default=0.0, metavar="A",
                          help="video: exponential smoothing of each face's scores, 0..1 (default: off)")
     predict.add_argument("--no-track", action="store_true", help="video: no face ids across frames")
@@ -76,8 +77,9 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("run_dir", metavar="RUN", help="run folder made by 'emotrace train'")
     export.add_argument("--out", help="ONNX file to write (default: RUN/model.onnx)")
     export.add_argument("--name", help="model name recorded in the card")
-    export.add_argument("--no-flip", action="store_true",
-                        help="do not average the mirror image's prediction into the output")
+    export.add_argument("--flip", action="store_true",
+                        help="average in the mirror image's prediction (a little more accurate, "
+                             "twice the compute per face)")
     export.add_argument("--test", action="store_true",
                         help="also measure the test split (PrivateTest) for the card")
     export.set_defaults(run=commands.export)

@@ -41,16 +41,18 @@ def predict(args: argparse.Namespace) -> int:
     from emotrace.cli.commands import EXIT_FAILED, EXIT_OK
     from emotrace.inference import Recognizer, probe_video
     from emotrace.inference.sinks import AnnotatedSink, CsvSink, JsonLinesSink
-    from emotrace.inference.sources import expand_sources
+    from emotrace.inference.sources import expand_sources, is_live_source
 
     if args.every < 1:
         raise ValueError("--every must be >= 1")
     recognizer = Recognizer(args.model, detector=args.detector, min_face=args.min_face,
                             track=not args.no_track, smooth=args.smooth)
     sources = list(expand_sources(args.sources))
-    videos = {str(s): probe_video(s) for s in sources if not hasattr(s, "message")}
-    live = any(info and info.frames is None for info in videos.values())
-    total = None if live else sum(-(-info.frames // args.every) if info else 1
+    live = any(is_live_source(s) for s in sources)
+    # Files only: probing a camera or stream would open it twice.
+    videos = {str(s): probe_video(s) for s in sources
+              if not hasattr(s, "message") and not is_live_source(s)}
+    total = None if live else sum(-(-info.frames // args.every) if info and info.frames else 1
                                   for info in videos.values())
     sinks = []
     if args.json:

@@ -27,11 +27,20 @@ class FaceTensorDataset(Dataset):
         return self.transform(self.images[index]), self.labels[index]
 
 
-def class_weights(labels: np.ndarray, num_classes: int, power: float = 1.0) -> np.ndarray:
-    """Inverse-frequency weights (``power`` 0.5 softens them), scaled to mean 1 over samples."""
+def class_weights(labels: np.ndarray, num_classes: int) -> np.ndarray:
+    """Inverse-frequency class weights, scaled so that the mean weight per sample is 1."""
     counts = np.bincount(labels, minlength=num_classes).astype(np.float64)
-    weights = np.where(counts > 0, 1.0 / np.maximum(counts, 1) ** power, 0.0)
-    return weights / (weights[labels].mean())
+    weights = np.where(counts > 0, 1.0 / np.maximum(counts, 1), 0.0)
+    return weights / weights[labels].mean()
+
+
+def stratified_fraction(faces: FaceSet, fraction: float, rng: np.random.Generator) -> FaceSet:
+    """A random ``fraction`` of each class (at least one image per class)."""
+    keep = []
+    for label in np.unique(faces.labels):
+        members = rng.permutation(np.flatnonzero(faces.labels == label))
+        keep.append(members[: max(1, int(round(fraction * len(members))))])
+    return faces.subset(np.sort(np.concatenate(keep)))
 
 
 class FERDataModule(L.LightningDataModule):
@@ -58,12 +67,10 @@ class FERDataModule(L.LightningDataModule):
         if self.parts:
             return
         parts = split_dataset(load_dataset(self.data, self.cache_size), self.split, self.seed)
-        if self.subset < 1.0:  # a class-stratified fraction, for budgets and tests
+        if self.subset < 1.0:  # budgets and tests train on a fraction of every split
             rng = np.random.default_rng(self.seed)
-            parts = {name: part.subset(np.sort(np.concatenate([
-                rng.permutation(np.flatnonzero(part.labels == c))[
-                    : max(1, int(round(self.subset * np.sum(part.labels == c))))]
-                for c in np.unique(part.labels)]))) for name, part in parts.items()}
+            parts = {name: stratified_fraction(part, self.subset, rng)
+                     for name, part in parts.items()}
         self.parts = parts
 
     @property
@@ -71,7 +78,7 @@ class FERDataModule(L.LightningDataModule):
         if self.balance != "weights":
             return None
         labels = self.parts["train"].labels
-        return torch.tensor(class_weights(labels, 7, power=1.0), dtype=torch.float32)
+        return torch.tensor(class_weights(labels, 7), dtype=torch.float32)
 
     def _loader(self, name: str, train: bool) -> DataLoader:
         transform = (train_transform(self.image_size, self.augment, self.scaling) if train

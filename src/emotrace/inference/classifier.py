@@ -56,6 +56,8 @@ class EmotionClassifier:
         self.scaling = self.card["input"].get("scaling", "fixed")
         self.classes = tuple(self.card["output"].get("classes", EMOTIONS))
         options = ort.SessionOptions()
+        # No busy-waiting between calls: the detector needs those cores between two batches.
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         if threads:
             options.intra_op_num_threads = threads
         try:

@@ -11,6 +11,8 @@ import cv2
 import numpy as np
 
 YUNET_FILE = "face_detection_yunet_2023mar.onnx"
+#: YuNet still finds faces 11-13 px wide (measured on the test photos, scaled down).
+YUNET_SMALLEST_FACE = 12
 
 
 @dataclass
@@ -30,24 +32,31 @@ class FaceDetector(Protocol):
 
 
 class YuNetDetector:
-    """OpenCV's YuNet CNN face detector. Large frames are detected on a copy shrunk to
-    ``max_side`` (boxes are scaled back), which keeps huge photos fast."""
+    """OpenCV's YuNet CNN face detector.
+
+    Detection runs on a copy shrunk so that the longer side is at most ``max_side`` and a face of
+    ``min_face`` pixels is still 12 px (the smallest YuNet finds), but never below half size;
+    boxes and landmarks are scaled back to the frame. With ``min_face`` 24 (the Recognizer's
+    default) frames are detected at half size.
+    """
 
     name = "yunet"
 
     def __init__(self, model: str | Path | None = None, score_threshold: float = 0.6,
-                 nms_threshold: float = 0.3, max_side: int = 960) -> None:
+                 nms_threshold: float = 0.3, max_side: int = 960, min_face: int = 0) -> None:
         path = Path(model) if model else Path(str(resources.files("emotrace") / "assets" / YUNET_FILE))
         if not path.is_file():
             raise FileNotFoundError(f"YuNet model not found: {path}")
         self.detector = cv2.FaceDetectorYN.create(str(path), "", (320, 320), score_threshold,
                                                   nms_threshold, 5000)
         self.max_side = max_side
+        # Never below half size: boxes found on smaller copies get too coarse.
+        self.min_scale = min(1.0, max(0.5, YUNET_SMALLEST_FACE / max(min_face, 1)))
         self._size: tuple[int, int] | None = None
 
     def detect(self, image: np.ndarray) -> list[Detection]:
         height, width = image.shape[:2]
-        scale = min(1.0, self.max_side / max(height, width))
+        scale = min(1.0, self.max_side / max(height, width), self.min_scale)
         small = image if scale == 1.0 else cv2.resize(
             image, (max(1, round(width * scale)), max(1, round(height * scale))),
             interpolation=cv2.INTER_AREA)
@@ -72,17 +81,18 @@ class HaarDetector:
 
     name = "haar"
 
-    def __init__(self, scale_factor: float = 1.1, min_neighbors: int = 5) -> None:
+    def __init__(self, scale_factor: float = 1.1, min_neighbors: int = 5, min_face: int = 0) -> None:
         path = Path(cv2.data.haarcascades) / "haarcascade_frontalface_default.xml"
         self.cascade = cv2.CascadeClassifier(str(path))
         if self.cascade.empty():
             raise FileNotFoundError(f"Haar cascade not found or unreadable: {path}")
         self.scale_factor, self.min_neighbors = scale_factor, min_neighbors
+        self.min_size = max(24, min_face)
 
     def detect(self, image: np.ndarray) -> list[Detection]:
         gray = image if image.ndim == 2 else cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)
         boxes = self.cascade.detectMultiScale(gray, self.scale_factor, self.min_neighbors,
-                                              minSize=(24, 24))
+                                              minSize=(self.min_size, self.min_size))
         return [Detection(tuple(int(v) for v in box)) for box in boxes]
 
 
@@ -90,6 +100,9 @@ class WholeImageDetector:
     """No detection: the whole image is the face (inputs that are already face crops)."""
 
     name = "none"
+
+    def __init__(self, min_face: int = 0) -> None:
+        pass  # every image is one face, whatever its size
 
     def detect(self, image: np.ndarray) -> list[Detection]:
         height, width = image.shape[:2]
@@ -99,11 +112,11 @@ class WholeImageDetector:
 DETECTORS = {"yunet": YuNetDetector, "haar": HaarDetector, "none": WholeImageDetector}
 
 
-def create_detector(name: str) -> FaceDetector:
-    """``yunet``, ``haar`` or ``none``."""
+def create_detector(name: str, min_face: int = 0) -> FaceDetector:
+    """``yunet``, ``haar`` or ``none``; ``min_face`` (px) lets detectors skip smaller faces."""
     if name not in DETECTORS:
         raise ValueError(f"unknown detector {name!r}; use {', '.join(DETECTORS)}")
-    return DETECTORS[name]()
+    return DETECTORS[name](min_face=min_face)
 
 
 def _clip_box(x: float, y: float, w: float, h: float, width: int,

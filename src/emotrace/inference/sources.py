@@ -17,6 +17,10 @@ import cv2
 import numpy as np
 from PIL import Image
 
+# Our messages name the failing source; OpenCV's and FFmpeg's own console logs only add noise.
+os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")
+cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)
+
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".pgm", ".ppm"}
 VIDEO_SUFFIXES = {".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv",
                   ".gif"}
@@ -51,10 +55,15 @@ class VideoInfo:
     height: int
 
 
-def is_video_source(source: object) -> bool:
-    if isinstance(source, int) or (isinstance(source, str) and source.isdigit()):
+def is_live_source(source: object) -> bool:
+    """A camera index or a stream URL (no length known in advance)."""
+    if isinstance(source, int):
         return True
-    if isinstance(source, str) and "://" in source:
+    return isinstance(source, str) and (source.isdigit() or "://" in source)
+
+
+def is_video_source(source: object) -> bool:
+    if is_live_source(source):
         return True
     return isinstance(source, (str, os.PathLike)) and Path(source).suffix.lower() in VIDEO_SUFFIXES
 
@@ -142,7 +151,7 @@ def open_video(source: str | int) -> tuple[cv2.VideoCapture, VideoInfo]:
         capture.release()
         raise ValueError(what)
     count = int(capture.get(cv2.CAP_PROP_FRAME_COUNT))
-    live = isinstance(source, int) or str(source).isdigit() or "://" in str(source)
+    live = is_live_source(source)
     info = VideoInfo(str(source), capture.get(cv2.CAP_PROP_FPS) or 30.0,
                      None if live or count <= 0 else count,
                      int(capture.get(cv2.CAP_PROP_FRAME_WIDTH)),

@@ -23,6 +23,7 @@ class TrainConfig:
     model: str = "mobilenet_v2"
     pretrained: bool = True
     weights: str | None = None        # a weights file for backbones with none cached
+    init_from: str | None = None      # start from a trained run's checkpoint (.ckpt) instead
     head_hidden: list[int] = field(default_factory=list)
     dropout: float = 0.2
     batch_norm: bool = False

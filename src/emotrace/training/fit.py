@@ -87,7 +87,7 @@ def train(config: TrainConfig, run_dir: str | Path, resume: bool = True,
 def load_module(checkpoint: str | Path) -> EmotionModule:
     """An :class:`EmotionModule` from a checkpoint, weights-only (no ImageNet file needed)."""
     state = torch.load(checkpoint, map_location="cpu", weights_only=False)
-    config = dict(state["hyper_parameters"]["config"], pretrained=False)
+    config = dict(state["hyper_parameters"]["config"], pretrained=False, init_from=None)
     module = EmotionModule(config)
     module.load_state_dict(state["state_dict"], strict=False)
     module.config = TrainConfig(**state["hyper_parameters"]["config"])
