@@ -48,7 +48,8 @@ def plot_learning_curves(history: list[dict], path: str | Path, title: str = "")
     epochs = [row["epoch"] for row in history]
     figure, (loss_axes, acc_axes) = plt.subplots(1, 2, figsize=(11, 4))
     for axes, key in ((loss_axes, "loss"), (acc_axes, "acc")):
-        axes.plot(epochs, [r[f"train_{key}"] for r in history], "o-", label="train")
+        # train metrics are those optimised: on augmented images, with label smoothing if any
+        axes.plot(epochs, [r[f"train_{key}"] for r in history], "o-", label="train (augmented)")
         axes.plot(epochs, [r[f"val_{key}"] for r in history], "o-", label="validation")
         axes.set_xlabel("epoch")
         axes.set_ylabel("accuracy" if key == "acc" else "loss")
