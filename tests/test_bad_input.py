@@ -110,7 +110,10 @@ def test_ctrl_c_keeps_what_was_written(tmp_path):
                                 step=0)
     process = subprocess.Popen([sys.executable, "-m", "emotrace.cli.main", "predict", str(video),
                                 "--csv", str(tmp_path / "faces.csv"), "--save", str(tmp_path / "out")],
-                               stderr=subprocess.PIPE, text=True)
+                               stderr=subprocess.PIPE, text=True,
+                               # as from a terminal: a background parent (nohup, CI) may have
+                               # left SIGINT ignored, which Python would then keep ignoring
+                               preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     partial = tmp_path / ".faces.partial.csv"
     deadline = time.time() + 60
     while time.time() < deadline and not (partial.exists() and partial.stat().st_size > 2000):

@@ -41,7 +41,7 @@ def predict(args: argparse.Namespace) -> int:
     from emotrace.cli.commands import EXIT_FAILED, EXIT_OK
     from emotrace.inference import Recognizer, probe_video
     from emotrace.inference.sinks import AnnotatedSink, CsvSink, JsonLinesSink
-    from emotrace.inference.sources import expand_sources, is_live_source
+    from emotrace.inference.sources import SourceError, expand_sources, is_live_source
 
     if args.every < 1:
         raise ValueError("--every must be >= 1")
@@ -51,7 +51,7 @@ def predict(args: argparse.Namespace) -> int:
     live = any(is_live_source(s) for s in sources)
     # Files only: probing a camera or stream would open it twice.
     videos = {str(s): probe_video(s) for s in sources
-              if not hasattr(s, "message") and not is_live_source(s)}
+              if not isinstance(s, SourceError) and not is_live_source(s)}
     total = None if live else sum(-(-info.frames // args.every) if info and info.frames else 1
                                   for info in videos.values())
     sinks = []
