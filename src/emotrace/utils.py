@@ -32,3 +32,15 @@ def progress(iterable: Iterable[T], desc: str, total: int | None = None,
              unit: str = "it") -> Iterable[T]:
     """A progress bar on stderr; silent when stderr is not a terminal (logs, CI)."""
     return tqdm(iterable, desc=desc, total=total, unit=unit, leave=False, disable=None)
+
+
+def save_figure(figure, path: str | os.PathLike, dpi: int = 120) -> Path:
+    """Write a matplotlib figure as PNG atomically and close it."""
+    import matplotlib.pyplot as plt
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_path(path) as tmp:
+        figure.savefig(tmp, dpi=dpi, bbox_inches="tight", format="png")
+    plt.close(figure)
+    return path

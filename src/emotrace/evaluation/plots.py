@@ -11,16 +11,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 from emotrace.data.labels import EMOTIONS  # noqa: E402
-from emotrace.utils import atomic_path  # noqa: E402
-
-
-def _save(figure: plt.Figure, path: str | Path) -> Path:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_path(path) as tmp:
-        figure.savefig(tmp, dpi=120, bbox_inches="tight", format="png")
-    plt.close(figure)
-    return path
+from emotrace.utils import save_figure  # noqa: E402
 
 
 def plot_confusion(confusion: np.ndarray, path: str | Path, title: str = "",
@@ -40,7 +31,7 @@ def plot_confusion(confusion: np.ndarray, path: str | Path, title: str = "",
     axes.set_ylabel("true")
     axes.set_title(title or "confusion matrix (row-normalised)")
     figure.colorbar(image, ax=axes, fraction=0.046)
-    return _save(figure, path)
+    return save_figure(figure, path)
 
 
 def plot_learning_curves(history: list[dict], path: str | Path, title: str = "") -> Path:
@@ -60,4 +51,4 @@ def plot_learning_curves(history: list[dict], path: str | Path, title: str = "")
         for axes in (loss_axes, acc_axes):
             axes.axvline(phase_two[0] - 0.5, color="grey", ls="--", lw=1)
     figure.suptitle(title or "learning curves")
-    return _save(figure, path)
+    return save_figure(figure, path)

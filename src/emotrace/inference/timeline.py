@@ -9,8 +9,8 @@ from pathlib import Path
 import numpy as np
 
 from emotrace.data.labels import EMOTIONS
-from emotrace.inference.results import Result
-from emotrace.utils import atomic_path
+from emotrace.inference.results import COLORS, Result
+from emotrace.utils import atomic_path, save_figure
 
 MAX_PLOTTED_TRACKS = 8
 MIN_PLOTTED_FRAMES = 3  # shorter tracks are detector blips; they stay in the JSON summary
@@ -66,10 +66,8 @@ class VideoTimeline:
         """One stacked-area panel per face (the longest tracks first): scores over time."""
         import matplotlib
 
-        matplotlib.use("Agg")
+        matplotlib.use("Agg")  # files only; no display needed
         import matplotlib.pyplot as plt
-
-        from emotrace.inference.results import COLORS
 
         tracks = sorted(self.tracks.items(), key=lambda kv: -len(kv[1]))
         tracks = [t for t in tracks if len(t[1]) >= min(MIN_PLOTTED_FRAMES, self.frames)]
@@ -90,8 +88,4 @@ class VideoTimeline:
         if tracks:
             axes[0, 0].legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8)
         figure.suptitle(f"{Path(self.source).name}: emotion scores over time, per face")
-        path = Path(path)
-        with atomic_path(path) as tmp:
-            figure.savefig(tmp, dpi=100, bbox_inches="tight", format="png")
-        plt.close(figure)
-        return path
+        return save_figure(figure, path, dpi=100)

@@ -79,14 +79,14 @@ def _run_summary(run_dir: Path) -> dict[str, Any]:
             "training_time_s": rows[-1]["elapsed_s"], "best_val_acc_during_training": best["val_acc"]}
 
 
-def _parent_summary(init_from: str | None, run_dir: Path) -> dict[str, Any]:
+def _parent_summary(init_from: str | None, own: dict[str, Any]) -> dict[str, Any]:
     """For a run started from another run's checkpoint: that run's summary and the total time."""
     if not init_from:
         return {}
     parent = _run_summary(Path(init_from).parent)
-    own = _run_summary(run_dir).get("training_time_s", 0.0)
+    total = own.get("training_time_s", 0.0) + parent.get("training_time_s", 0.0)
     return {"init_from": {"checkpoint": init_from, **parent},
-            "total_training_time_s": round(own + parent.get("training_time_s", 0.0), 1)}
+            "total_training_time_s": round(total, 1)}
 
 
 def export_run(run_dir: str | Path, out: str | Path | None = None, flip_average: bool = False,
@@ -106,6 +106,7 @@ def export_run(run_dir: str | Path, out: str | Path | None = None, flip_average:
     config = module.config
     out = Path(out) if out else run_dir / "model.onnx"
     export_onnx(module.net, out, config.image_size, flip_average)
+    summary = _run_summary(run_dir)
     card: dict[str, Any] = {
         "name": name or out.stem,
         "format": "onnx",
@@ -120,8 +121,8 @@ def export_run(run_dir: str | Path, out: str | Path | None = None, flip_average:
         "recipe": config.to_dict(),
         "exported": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
         "export_command": "emotrace " + shlex.join(sys.argv[1:]) if sys.argv[1:] else None,
-        **_run_summary(run_dir),
-        **_parent_summary(config.init_from, run_dir),
+        **summary,
+        **_parent_summary(config.init_from, summary),
         "metrics": {},
     }
     classifier = EmotionClassifier(out, card=card)

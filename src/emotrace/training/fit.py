@@ -15,7 +15,7 @@ from lightning.pytorch.loggers import CSVLogger
 from emotrace.data.module import FERDataModule
 from emotrace.training.callbacks import HistoryWriter, TwoPhaseFinetuning
 from emotrace.training.config import TrainConfig
-from emotrace.training.module import EmotionModule
+from emotrace.training.module import EmotionModule, network_weights, read_checkpoint
 
 log = logging.getLogger(__name__)
 
@@ -86,9 +86,9 @@ def train(config: TrainConfig, run_dir: str | Path, resume: bool = True,
 
 def load_module(checkpoint: str | Path) -> EmotionModule:
     """An :class:`EmotionModule` from a checkpoint, weights-only (no ImageNet file needed)."""
-    state = torch.load(checkpoint, map_location="cpu", weights_only=False)
+    state = read_checkpoint(checkpoint)
     config = dict(state["hyper_parameters"]["config"], pretrained=False, init_from=None)
     module = EmotionModule(config)
-    module.load_state_dict(state["state_dict"], strict=False)
+    module.net.load_state_dict(network_weights(state))
     module.config = TrainConfig(**state["hyper_parameters"]["config"])
     return module.eval()

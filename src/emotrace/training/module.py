@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import lightning as L
@@ -12,12 +13,17 @@ from emotrace.models import create_model
 from emotrace.training.config import TrainConfig
 
 
-def checkpoint_weights(path: str) -> dict[str, torch.Tensor]:
-    """The network weights stored in one of our Lightning checkpoints."""
+def read_checkpoint(path: str | Path, role: str = "checkpoint") -> dict[str, Any]:
+    """One of our Lightning checkpoints (hyper-parameters and ``state_dict``)."""
     try:
-        state = torch.load(path, map_location="cpu", weights_only=False)["state_dict"]
+        return torch.load(path, map_location="cpu", weights_only=False)
     except FileNotFoundError:
-        raise FileNotFoundError(f"init_from checkpoint not found: {path}") from None
+        raise FileNotFoundError(f"{role} not found: {path}") from None
+
+
+def network_weights(checkpoint: dict[str, Any]) -> dict[str, torch.Tensor]:
+    """The :class:`~emotrace.models.EmotionNet` weights of a checkpoint."""
+    state = checkpoint["state_dict"]
     return {k.removeprefix("net."): v for k, v in state.items() if k.startswith("net.")}
 
 
@@ -33,7 +39,7 @@ class EmotionModule(L.LightningModule):
                                 weights=c.weights, head_hidden=c.head_hidden, dropout=c.dropout,
                                 batch_norm=c.batch_norm)
         if c.init_from:
-            self.net.load_state_dict(checkpoint_weights(c.init_from))
+            self.net.load_state_dict(network_weights(read_checkpoint(c.init_from, "init_from checkpoint")))
         # channels-last convolutions train ~1.5x faster on CPU (measured on MobileNetV2, 96 px)
         self.net.to(memory_format=torch.channels_last)
         self.loss = nn.CrossEntropyLoss(weight=class_weights, label_smoothing=c.label_smoothing)
