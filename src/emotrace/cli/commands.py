@@ -138,3 +138,102 @@ def curves(args: argparse.Namespace) -> int:
                   f"{row['mofr_acc']:>10.4f}{row['mofr_loss']:>11.4f}")
         print(f"wrote {png} and {out / 'convergence.json'}")
     return EXIT_OK
+
+
+def _train_extra(what: str):
+    return UsageError(f"{what} needs the train extra: pip install 'emotrace[train]'")
+
+
+def _parse_weights(text: str) -> str | list[float]:
+    if text in ("rank", "equal"):
+        return text
+    try:
+        return [float(value) for value in text.split(",")]
+    except ValueError:
+        raise UsageError(f"--weights takes rank, equal or numbers like 0.5,0.3,0.2; got {text!r}")
+
+
+def ensemble(args: argparse.Namespace) -> int:
+    try:
+        from emotrace.training.ensemble import build_ensemble
+    except ImportError:
+        raise _train_extra("ensemble") from None
+    for run_dir in args.runs:
+        if not (Path(run_dir) / "best.ckpt").is_file():
+            raise UsageError(f"{run_dir}: no best.ckpt there; give run folders of finished "
+                             "training runs")
+    out = build_ensemble(args.runs, args.out, weights=_parse_weights(args.weights), name=args.name,
+                         evaluate_splits=("val", "test") if args.test else ("val",))
+    card = yaml.safe_load(out.with_suffix(".json").read_text())
+    for member in card["ensemble"]["members"]:
+        print(f"  {member['run']}: val {member['val_acc']:.2%}, weight {member['weight']:.3f}")
+    for split, metrics in card["metrics"].items():
+        print(f"ensemble {split} accuracy {metrics['accuracy']:.2%}")
+    print(f"exported {out} and its card {out.with_suffix('.json')}")
+    return EXIT_OK
+
+
+def explain(args: argparse.Namespace) -> int:
+    import numpy as np
+
+    from emotrace.data.labels import emotion_index
+    from emotrace.inference import Recognizer
+    from emotrace.inference.sources import read_image, to_bgr8
+    try:
+        from emotrace.evaluation.gradcam import GradCAM
+        from emotrace.evaluation.plots import plot_explanations
+    except ImportError:
+        raise _train_extra("explain") from None
+
+    image = to_bgr8(read_image(args.image))
+    explainer = GradCAM(args.model)
+    detections, crops = Recognizer(explainer.classifier.path, args.detector).face_crops(image)
+    if not crops:
+        raise UsageError(f"{args.image}: no face found; if the image is one face crop, use "
+                         "--detector none")
+    largest = sorted(range(len(crops)), key=lambda i: -detections[i].box[2] * detections[i].box[3])
+    keep = sorted(largest[:args.max_faces], key=lambda i: detections[i].box[0])  # left to right
+    crops = [crops[i] for i in keep]
+    targets = None
+    if args.emotion:
+        targets = np.full(len(crops), emotion_index(args.emotion))
+    result = explainer.explain(crops, targets)
+    faces = explainer.classifier.preprocess(crops)[:, 0]
+    out = plot_explanations(faces, result.heatmaps, result.probs, result.targets, args.save,
+                            title=f"{Path(args.image).name}: {explainer.classifier.name}")
+    classes = explainer.classifier.classes
+    for i, (p, t) in enumerate(zip(result.probs, result.targets), 1):
+        print(f"face {i}: {classes[int(p.argmax())]} {p.max():.0%} (heatmap: {classes[int(t)]})")
+    print(f"wrote {out}")
+    return EXIT_OK
+
+
+def _key_values(pairs: list[str], option: str) -> dict[str, str]:
+    values = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not value:
+            raise UsageError(f"{option} expects BACKBONE=FILE, got {pair!r}")
+        if not Path(value).expanduser().is_file():
+            raise UsageError(f"{option} {key}: weights file not found: {value}")
+        values[key] = value
+    return values
+
+
+def study(args: argparse.Namespace) -> int:
+    from emotrace.experiments import list_studies
+    if args.list or not args.name:
+        for name in list_studies():
+            print(name)
+        return EXIT_OK
+    try:
+        from emotrace.experiments import run_study
+    except ImportError:
+        raise _train_extra("study") from None
+    budget = {"epochs": args.epochs, "image_size": args.image_size, "subset": args.subset,
+              "data": args.data}
+    report = run_study(args.name, budget, _key_values(args.weights, "--weights"),
+                       runs_root=args.runs, out_root=args.out,
+                       command="emotrace " + shlex.join(sys.argv[1:]))
+    print(f"wrote {report}")
+    return EXIT_OK

@@ -90,6 +90,53 @@ def build_parser() -> argparse.ArgumentParser:
     curves.add_argument("--window", type=int, default=5, help="epochs per MCR/MOFR row")
     curves.add_argument("--json", action="store_true", help="print the statistics as JSON")
     curves.set_defaults(run=commands.curves)
+
+    ensemble = sub.add_parser("ensemble", help="combine trained runs into one ONNX model",
+                              description="Average the probabilities of trained runs, weighted "
+                                          "by the rank of their validation accuracy (w_i = "
+                                          "R(A_i) / sum R(A_j)), equally, or by your weights. "
+                                          "The result predicts like any model (--model).")
+    ensemble.add_argument("runs", nargs="+", metavar="RUN", help="run folders made by 'emotrace "
+                                                                 "train' or 'emotrace study'")
+    ensemble.add_argument("--out", required=True, help="ONNX file to write (card next to it)")
+    ensemble.add_argument("--weights", default="rank", metavar="rank|equal|W,W,...",
+                          help="weighting (default: %(default)s)")
+    ensemble.add_argument("--name", help="model name recorded in the card")
+    ensemble.add_argument("--test", action="store_true",
+                          help="also measure the test split (PrivateTest) for the card")
+    ensemble.set_defaults(run=commands.ensemble)
+
+    explain = sub.add_parser("explain", help="Grad-CAM heatmaps and class probabilities of faces",
+                             description="Detect the faces in IMAGE and show, for each, the "
+                                         "Grad-CAM heatmap of the predicted emotion (the regions "
+                                         "that drove it) and the probability of every emotion.")
+    explain.add_argument("image", metavar="IMAGE")
+    explain.add_argument("--save", required=True, metavar="PNG", help="figure to write")
+    explain.add_argument("--model", help="ONNX emotion model (default: the shipped one)")
+    explain.add_argument("--detector", choices=("yunet", "haar", "none"), default="yunet",
+                         help="face detector; 'none' = the image is one face crop")
+    explain.add_argument("--emotion", help="explain this emotion instead of the predicted one")
+    explain.add_argument("--max-faces", type=int, default=6, help="largest faces shown (default: "
+                                                                   "%(default)s)")
+    explain.set_defaults(run=commands.explain)
+
+    study = sub.add_parser("study", help="run one of the papers' comparisons and write its report",
+                           description="Train the study's runs (cached: finished runs are "
+                                       "reused, interrupted ones resume), measure them and write "
+                                       "OUT/STUDY/report.md with figures and results.json.")
+    study.add_argument("name", nargs="?", metavar="STUDY", help="study name (see --list)")
+    study.add_argument("--list", action="store_true", help="list the studies and exit")
+    study.add_argument("--epochs", type=int, help="budget: epochs per run")
+    study.add_argument("--image-size", type=int, help="budget: input size in pixels")
+    study.add_argument("--subset", type=float, help="budget: fraction of the training split")
+    study.add_argument("--data", help="dataset path (default: the study's, FER-2013)")
+    study.add_argument("--weights", action="append", default=[], metavar="BACKBONE=FILE",
+                       help="ImageNet weights for a backbone that has none here (resnet50, "
+                            "inception_v3)")
+    study.add_argument("--runs", default="runs/studies", help="where runs are cached "
+                                                              "(default: %(default)s)")
+    study.add_argument("--out", default="experiments", help="report folder (default: %(default)s)")
+    study.set_defaults(run=commands.study)
     return parser
 
 

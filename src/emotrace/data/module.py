@@ -53,6 +53,7 @@ class FERDataModule(L.LightningDataModule):
     def __init__(self, data: str, image_size: int = 96, batch_size: int = 64,
                  split: str = "official", seed: int = 42, augment: AugmentConfig | None = None,
                  scaling: str = "fixed", balance: str = "none", subset: float = 1.0,
+                 subset_splits: str = "all",
                  num_workers: int = 0, cache_size: int = 48) -> None:
         super().__init__()
         if balance not in ("none", "sampler", "weights"):
@@ -61,6 +62,9 @@ class FERDataModule(L.LightningDataModule):
         self.split, self.seed, self.scaling, self.balance = split, seed, scaling, balance
         self.augment = augment or AugmentConfig()
         self.subset, self.num_workers, self.cache_size = subset, num_workers, cache_size
+        if subset_splits not in ("all", "train"):
+            raise ValueError(f"subset_splits must be 'all' or 'train', not {subset_splits!r}")
+        self.subset_splits = subset_splits
         self.parts: dict[str, FaceSet] = {}
 
     def setup(self, stage: str | None = None) -> None:
@@ -70,6 +74,7 @@ class FERDataModule(L.LightningDataModule):
         if self.subset < 1.0:  # budgets and tests train on a fraction of every split
             rng = np.random.default_rng(self.seed)
             parts = {name: stratified_fraction(part, self.subset, rng)
+                     if name == "train" or self.subset_splits == "all" else part
                      for name, part in parts.items()}
         self.parts = parts
 

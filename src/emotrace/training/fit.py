@@ -13,6 +13,7 @@ from lightning.pytorch.callbacks import (EarlyStopping, LearningRateMonitor, Mod
 from lightning.pytorch.loggers import CSVLogger
 
 from emotrace.data.module import FERDataModule
+from emotrace.models import BACKBONES
 from emotrace.training.callbacks import HistoryWriter, TwoPhaseFinetuning
 from emotrace.training.config import TrainConfig
 from emotrace.training.module import EmotionModule, network_weights, read_checkpoint
@@ -21,10 +22,14 @@ log = logging.getLogger(__name__)
 
 
 def build_datamodule(config: TrainConfig, data: str | None = None) -> FERDataModule:
-    return FERDataModule(data or config.data, image_size=config.image_size,
+    datamodule_class = FERDataModule
+    if BACKBONES[config.model].external:
+        from emotrace.models.dlib import DescriptorDataModule as datamodule_class
+    return datamodule_class(data or config.data, image_size=config.image_size,
                          batch_size=config.batch_size, split=config.split, seed=config.seed,
                          augment=config.augment, scaling=config.scaling, balance=config.balance,
-                         subset=config.subset, num_workers=config.num_workers)
+                         subset=config.subset,
+                         subset_splits=config.subset_splits, num_workers=config.num_workers)
 
 
 def _without_epochs(values: dict) -> dict:

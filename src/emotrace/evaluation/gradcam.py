@@ -1,0 +1,121 @@
+"""Grad-CAM for any emotrace ONNX model: which face regions drive a prediction.
+
+The ONNX file (shipped model, an export or an ensemble) is converted back to torch with
+onnx2torch, so the heatmaps explain exactly the model that predicts."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from emotrace.inference.classifier import EmotionClassifier
+
+
+@dataclass
+class Explanation:
+    """Per face: probabilities ``(N, 7)``, the explained class ``(N,)`` and Grad-CAM heatmaps
+    ``(N, S, S)`` in [0, 1] at the model's input size."""
+
+    probs: np.ndarray
+    targets: np.ndarray
+    heatmaps: np.ndarray
+
+
+def _torch_model(path: Path) -> nn.Module:
+    try:
+        import onnx
+        from onnx2torch import convert
+    except ImportError as error:
+        raise ImportError("Grad-CAM needs torch, onnx and onnx2torch: "
+                          "pip install 'emotrace[train]'") from error
+    return convert(onnx.load(str(path))).eval()
+
+
+class GradCAM:
+    """Grad-CAM on the last convolution whose map is at least ``input / stride`` wide (stride 16
+    keeps a 6x6 map at 96 px: coarser maps cannot say mouth from eyes)."""
+
+    def __init__(self, model: str | os.PathLike | None = None, stride: int = 16) -> None:
+        self.classifier = EmotionClassifier(model)
+        self.net = _torch_model(self.classifier.path)
+        self.layer = self._pick_layer(stride)
+        self.scores_module = next((m for m in self.net.modules()
+                                   if "softmax" in type(m).__name__.lower()), None)
+
+    def _pick_layer(self, stride: int) -> nn.Module:
+        size = self.classifier.size
+        shapes: list[tuple[nn.Module, int]] = []
+        hooks = [m.register_forward_hook(lambda mod, _, out: shapes.append((mod, out.shape[-1])))
+                 for m in self.net.modules() if isinstance(m, nn.Conv2d)]
+        with torch.no_grad():
+            self.net(torch.zeros(1, 1, size, size))
+        for hook in hooks:
+            hook.remove()
+        wide = [module for module, width in shapes if width >= max(size // stride, 2)]
+        if not wide:
+            raise ValueError(f"{self.classifier.path}: no convolution layer to explain")
+        return wide[-1]
+
+    def explain(self, faces: np.ndarray | list[np.ndarray],
+                targets: np.ndarray | None = None) -> Explanation:
+        """Heatmaps for face crops (as ``EmotionClassifier.predict_faces`` takes them), for the
+        ``targets`` classes (default: each face's predicted class)."""
+        batch = torch.from_numpy(self.classifier.preprocess(faces))
+        store: dict[str, torch.Tensor] = {}
+
+        def keep_activation(_, __, output):
+            output.retain_grad()
+            store["activation"] = output
+
+        def keep_scores(_, inputs, __):
+            store["scores"] = inputs[0]  # pre-softmax: Grad-CAM explains the class score
+
+        hooks = [self.layer.register_forward_hook(keep_activation)]
+        if self.scores_module is not None:
+            hooks.append(self.scores_module.register_forward_hook(keep_scores))
+        try:
+            with torch.enable_grad():
+                probs = self.net(batch)
+                scores = store.get("scores", torch.log(probs.clamp_min(1e-12)))
+                chosen = (torch.as_tensor(targets) if targets is not None
+                          else probs.argmax(dim=1))
+                scores.gather(1, chosen[:, None]).sum().backward()
+        finally:
+            for hook in hooks:
+                hook.remove()
+        activation, grads = store["activation"], store["activation"].grad
+        weights = grads.mean(dim=(2, 3), keepdim=True)
+        cam = F.relu((weights * activation).sum(dim=1, keepdim=True))
+        cam = F.interpolate(cam, size=batch.shape[-2:], mode="bilinear", align_corners=False)[:, 0]
+        peak = cam.flatten(1).max(dim=1).values.clamp_min(1e-12)[:, None, None]
+        return Explanation(probs.detach().numpy(), chosen.numpy(),
+                           (cam / peak).detach().numpy())
+
+
+def class_mean_heatmaps(explainer: GradCAM, images: np.ndarray, labels: np.ndarray,
+                        batch_size: int = 128) -> tuple[np.ndarray, np.ndarray]:
+    """Mean Grad-CAM of each true class over ``images`` (explaining the true class), and the
+    mean face of each class: two ``(7, S, S)`` arrays."""
+    from emotrace.utils import progress
+
+    size = explainer.classifier.size
+    sums, faces = np.zeros((7, size, size)), np.zeros((7, size, size))
+    counts = np.zeros(7)
+    for start in progress(range(0, len(images), batch_size), desc="grad-cam",
+                          total=-(-len(images) // batch_size), unit="batch"):
+        chunk, truth = images[start:start + batch_size], labels[start:start + batch_size]
+        result = explainer.explain(chunk, targets=truth)
+        inputs = explainer.classifier.preprocess(chunk)[:, 0]
+        for label in np.unique(truth):
+            mask = truth == label
+            sums[label] += result.heatmaps[mask].sum(axis=0)
+            faces[label] += inputs[mask].sum(axis=0)
+            counts[label] += mask.sum()
+    counts = np.maximum(counts, 1)[:, None, None]
+    return sums / counts, faces / counts

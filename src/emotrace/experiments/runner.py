@@ -1,0 +1,80 @@
+"""``run_study``: train what is missing, measure, and write the study's report."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Any
+
+from emotrace.experiments import report
+from emotrace.experiments.results import RunResult, collect
+from emotrace.experiments.study import RunSpec, Study, load_study, train_run
+
+
+def _runnable(study: Study) -> tuple[list[RunSpec], list[str]]:
+    """Runs that can train here, and a line for each one that cannot (missing weights)."""
+    runs, skipped = [], []
+    for run in study.runs:
+        if run.requires_weights and run.config.pretrained and not run.config.weights:
+            skipped.append(f"{run.label} and its random-init twin: no ImageNet weights for "
+                           f"{run.requires_weights} on this machine; run "
+                           f"`emotrace study {study.name} --weights {run.requires_weights}=FILE` "
+                           "to include them")
+        elif run.requires_weights and not run.config.pretrained and not any(
+                r.requires_weights == run.requires_weights and r.config.weights
+                for r in study.runs):
+            continue  # the twin's line above says why
+        else:
+            runs.append(run)
+    return runs, skipped
+
+
+def _ensembles(study: Study, results: list[RunResult], runs_root: Path,
+               out: Path) -> dict[str, dict[str, Any]]:
+    from emotrace.training.ensemble import build_ensemble
+
+    ensembles = {}
+    key = hashlib.sha1("".join(r.spec.key for r in results).encode()).hexdigest()[:8]
+    for scheme in study.options.get("schemes", ["rank", "equal"]):
+        path = runs_root / "ensembles" / f"{study.name}-{scheme}-{key}.onnx"
+        card_file = path.with_suffix(".json")
+        if not card_file.exists():
+            build_ensemble([r.run_dir for r in results], path, weights=scheme,
+                           name=f"ensemble-{scheme}", evaluate_splits=("val", "test"))
+        card = json.loads(card_file.read_text())
+        card["path"] = str(path)
+        (out / f"ensemble-{scheme}.json").write_text(json.dumps(card, indent=2))
+        ensembles[scheme] = card
+    return ensembles
+
+
+def run_study(name: str, budget: dict[str, Any] | None = None,
+              weights: dict[str, str] | None = None, runs_root: str | Path = "runs/studies",
+              out_root: str | Path = "experiments", command: str | None = None,
+              progress_bar: bool = True) -> Path:
+    """Train the study's missing runs (cached by config; interrupted runs resume), measure them
+    and write ``out_root/<name>/report.md``, ``results.json`` and ``figures/``."""
+    study = load_study(name, budget, weights)
+    runs_root, out = Path(runs_root), Path(out_root) / name
+    runs, skipped = _runnable(study)
+    for run in runs:
+        train_run(run, runs_root, progress_bar=progress_bar)
+    splits = ("val", "test") if study.kind in ("transfer", "ladder", "ensemble") else ()
+    results = [collect(run, runs_root, splits) for run in runs]
+    command = command or f"emotrace study {name}"
+    (out / "figures").mkdir(parents=True, exist_ok=True)
+    if study.kind == "transfer":
+        text, data = report.transfer_report(study, results, command, out)
+    elif study.kind == "init":
+        text, data = report.init_report(study, results, command, out, skipped)
+    elif study.kind == "ladder":
+        text, data = report.ladder_report(study, results, command, out)
+    elif study.kind == "ensemble":
+        ensembles = _ensembles(study, results, runs_root, out)
+        text, data = report.ensemble_report(study, results, command, out, ensembles)
+    else:
+        raise ValueError(f"study {name}: unknown kind {study.kind!r}")
+    data = {"study": name, "title": study.title, "command": command, "budget": study.budget,
+            **data}
+    return report.write_outputs(out, text, data)

