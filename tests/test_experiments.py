@@ -91,6 +91,12 @@ def test_built_ensemble_predicts_the_weighted_average_of_its_members(two_runs, t
     expected = 0.75 * members[0].predict_faces(faces) + 0.25 * members[1].predict_faces(faces)
     np.testing.assert_allclose(got, expected, atol=0.02)
     assert np.abs(got - members[0].predict_faces(faces)).max() > 1e-4
+    # Grad-CAM explains the ensemble through one layer per member
+    explainer = GradCAM(out)
+    assert len(explainer.layers) == 2
+    explained = explainer.explain(faces)
+    assert explained.heatmaps.shape == (5, 48, 48)
+    np.testing.assert_allclose(explained.probs, got, atol=1e-5)
 
 
 def test_ensemble_command_refuses_a_folder_without_a_run(tmp_path):

@@ -39,60 +39,76 @@ def _torch_model(path: Path) -> nn.Module:
 
 class GradCAM:
     """Grad-CAM on the last convolution whose map is at least ``input / stride`` wide (stride 16
-    keeps a 6x6 map at 96 px: coarser maps cannot say mouth from eyes)."""
+    keeps a 6x6 map at 96 px: coarser maps cannot say mouth from eyes). In an ensemble each
+    member has such a layer; their maps are summed, as the gradients of the ensemble's score
+    weight them."""
 
     def __init__(self, model: str | os.PathLike | None = None, stride: int = 16) -> None:
         self.classifier = EmotionClassifier(model)
         self.net = _torch_model(self.classifier.path)
-        self.layer = self._pick_layer(stride)
-        self.scores_module = next((m for m in self.net.modules()
-                                   if "softmax" in type(m).__name__.lower()), None)
+        self.layers, self.scores_module = self._pick_layers(stride)
 
-    def _pick_layer(self, stride: int) -> nn.Module:
+    def _pick_layers(self, stride: int) -> tuple[list[nn.Module], nn.Module | None]:
         size = self.classifier.size
-        shapes: list[tuple[nn.Module, int]] = []
-        hooks = [m.register_forward_hook(lambda mod, _, out: shapes.append((mod, out.shape[-1])))
-                 for m in self.net.modules() if isinstance(m, nn.Conv2d)]
+        convs: list[tuple[nn.Module, int]] = []
+        softmaxes: list[nn.Module] = []
+
+        def record(module, _, output):
+            if isinstance(module, nn.Conv2d):
+                convs.append((module, output.shape[-1]))
+            else:
+                softmaxes.append(module)
+
+        hooks = [m.register_forward_hook(record) for m in self.net.modules()
+                 if isinstance(m, nn.Conv2d) or "softmax" in type(m).__name__.lower()]
         with torch.no_grad():
             self.net(torch.zeros(1, 1, size, size))
         for hook in hooks:
             hook.remove()
-        wide = [module for module, width in shapes if width >= max(size // stride, 2)]
-        if not wide:
+        wide = max(size // stride, 2)
+        # within one network maps only shrink; a map growing again starts the next member
+        layers = [module for i, (module, width) in enumerate(convs) if width >= wide and (
+            i + 1 == len(convs) or convs[i + 1][1] < wide or convs[i + 1][1] > width)]
+        if not layers:
             raise ValueError(f"{self.classifier.path}: no convolution layer to explain")
-        return wide[-1]
+        # the last softmax is the model's output: its input is the score Grad-CAM explains
+        return layers, softmaxes[-1] if softmaxes else None
 
     def explain(self, faces: np.ndarray | list[np.ndarray],
                 targets: np.ndarray | None = None) -> Explanation:
         """Heatmaps for face crops (as ``EmotionClassifier.predict_faces`` takes them), for the
         ``targets`` classes (default: each face's predicted class)."""
         batch = torch.from_numpy(self.classifier.preprocess(faces))
+        activations: list[torch.Tensor] = []
         store: dict[str, torch.Tensor] = {}
 
         def keep_activation(_, __, output):
             output.retain_grad()
-            store["activation"] = output
+            activations.append(output)
 
         def keep_scores(_, inputs, __):
             store["scores"] = inputs[0]  # pre-softmax: Grad-CAM explains the class score
 
-        hooks = [self.layer.register_forward_hook(keep_activation)]
+        hooks = [layer.register_forward_hook(keep_activation) for layer in self.layers]
         if self.scores_module is not None:
             hooks.append(self.scores_module.register_forward_hook(keep_scores))
         try:
             with torch.enable_grad():
                 probs = self.net(batch)
-                scores = store.get("scores", torch.log(probs.clamp_min(1e-12)))
+                scores = store.get("scores", torch.log(probs + 1e-12))
                 chosen = (torch.as_tensor(targets) if targets is not None
                           else probs.argmax(dim=1))
                 scores.gather(1, chosen[:, None]).sum().backward()
         finally:
             for hook in hooks:
                 hook.remove()
-        activation, grads = store["activation"], store["activation"].grad
-        weights = grads.mean(dim=(2, 3), keepdim=True)
-        cam = F.relu((weights * activation).sum(dim=1, keepdim=True))
-        cam = F.interpolate(cam, size=batch.shape[-2:], mode="bilinear", align_corners=False)[:, 0]
+        cam = torch.zeros(len(batch), 1, *batch.shape[-2:])
+        for activation in activations:
+            weights = activation.grad.mean(dim=(2, 3), keepdim=True)
+            layer_cam = F.relu((weights * activation).sum(dim=1, keepdim=True))
+            cam += F.interpolate(layer_cam, size=batch.shape[-2:], mode="bilinear",
+                                 align_corners=False)
+        cam = cam[:, 0]
         peak = cam.flatten(1).max(dim=1).values.clamp_min(1e-12)[:, None, None]
         return Explanation(probs.detach().numpy(), chosen.numpy(),
                            (cam / peak).detach().numpy())

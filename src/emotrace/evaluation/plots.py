@@ -62,16 +62,17 @@ def _overlay(axes, face: np.ndarray, heatmap: np.ndarray) -> None:
 
 def plot_explanations(faces: np.ndarray, heatmaps: np.ndarray, probs: np.ndarray,
                       targets: np.ndarray, path: str | Path, title: str = "",
-                      classes: tuple[str, ...] = EMOTIONS) -> Path:
-    """One row per face: the crop the model saw, its Grad-CAM overlay for the explained class,
-    and the probability of every class as bars."""
+                      classes: tuple[str, ...] = EMOTIONS,
+                      captions: list[str] | None = None) -> Path:
+    """One row per face: the crop the model saw (``captions`` above it, e.g. the true class), its
+    Grad-CAM overlay for the explained class, and the probability of every class as bars."""
     rows = len(faces)
     figure, grid = plt.subplots(rows, 3, figsize=(10, 2.8 * rows), squeeze=False,
                                 gridspec_kw={"width_ratios": [1, 1, 1.6]})
     for row, (face, heatmap, p, target) in enumerate(zip(faces, heatmaps, probs, targets)):
         grid[row, 0].imshow(face, cmap="gray", vmin=0, vmax=1)
         grid[row, 0].axis("off")
-        grid[row, 0].set_title(f"face {row + 1}" if rows > 1 else "face")
+        grid[row, 0].set_title(captions[row] if captions else f"face {row + 1}")
         _overlay(grid[row, 1], face, heatmap)
         grid[row, 1].set_title(f"Grad-CAM: {classes[target]}")
         bars = grid[row, 2].barh(range(len(classes)), p, color="#9ab")

@@ -119,7 +119,9 @@ def explain_section(model: Path, data: str, figures: Path, name: str, per_class:
     examples_png = plot_explanations(explainer.classifier.preprocess(faces.images[chosen])[:, 0],
                                      result.heatmaps, result.probs, result.targets,
                                      figures / f"gradcam-examples-{name}.png",
-                                     title=f"{name}: Grad-CAM of the predicted class")
+                                     title=f"{name}: Grad-CAM of the predicted class",
+                                     captions=[f"true: {EMOTIONS[faces.labels[i]]}"
+                                               for i in chosen])
     text = "\n".join([
         "## What the model looks at (Grad-CAM)", "",
         f"Mean Grad-CAM heatmap of each emotion over up to {per_class} PrivateTest faces per "

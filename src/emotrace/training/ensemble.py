@@ -74,7 +74,8 @@ class EnsembleNet(nn.Module):
             x = faces if faces.shape[-1] == size else F.interpolate(
                 faces, size=(size, size), mode="bilinear", align_corners=False)
             probs = probs + self.weights[index] * member(x).softmax(dim=1)
-        return torch.log(probs.clamp_min(1e-12))
+        # + eps rather than clamp: a Clip node with a constant bound trips onnx2torch (Grad-CAM)
+        return torch.log(probs + 1e-12)
 
 
 def member_accuracy(run_dir: Path) -> float:
