@@ -5,7 +5,6 @@ import subprocess
 import sys
 
 import numpy as np
-import onnxruntime as ort
 import pytest
 import torch
 from PIL import Image

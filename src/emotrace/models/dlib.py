@@ -86,6 +86,19 @@ class DlibFaceDescriptor:
         return np.stack([self._cache[key] for key in keys])
 
 
+def seconds_per_face(faces: np.ndarray) -> float:
+    """Time dlib's descriptor on ``faces`` (uncached): what a first pass costs per face."""
+    import time
+
+    import dlib
+
+    model = dlib.face_recognition_model_v1(str(dlib_model_file()))
+    chips = [DlibFaceDescriptor.chip(face) for face in faces]
+    start = time.perf_counter()
+    model.compute_face_descriptor(chips)
+    return (time.perf_counter() - start) / max(len(faces), 1)
+
+
 class DescriptorDataModule(FERDataModule):
     """The same splits and subsets as :class:`FERDataModule`, served as dlib descriptors shaped
     ``(N, 128, 1, 1)`` so the usual pooled head trains on them."""

@@ -92,7 +92,9 @@ def train(config: TrainConfig, run_dir: str | Path, resume: bool = True,
 def load_module(checkpoint: str | Path) -> EmotionModule:
     """An :class:`EmotionModule` from a checkpoint, weights-only (no ImageNet file needed)."""
     state = read_checkpoint(checkpoint)
-    config = dict(state["hyper_parameters"]["config"], pretrained=False, init_from=None)
+    saved = state["hyper_parameters"]["config"]
+    # the checkpoint holds every weight; only external descriptors (dlib) stay "pretrained"
+    config = dict(saved, pretrained=BACKBONES[saved["model"]].external, init_from=None)
     module = EmotionModule(config)
     module.net.load_state_dict(network_weights(state))
     module.config = TrainConfig(**state["hyper_parameters"]["config"])
