@@ -103,16 +103,21 @@ def plot_class_heatmaps(heatmaps: np.ndarray, mean_faces: np.ndarray, path: str 
 
 def plot_curve_comparison(histories: dict[str, list[dict]], path: str | Path,
                           keys: tuple[str, ...] = ("val_acc", "val_loss"), title: str = "",
-                          dashed: tuple[str, ...] = ()) -> Path:
+                          dashed: tuple[str, ...] = (),
+                          groups: dict[str, str] | None = None) -> Path:
     """Validation curves of several runs on shared axes (one panel per key); labels listed in
-    ``dashed`` are drawn dashed (e.g. the random-init twin of a pretrained run)."""
+    ``dashed`` are drawn dashed (e.g. the random-init twin of a pretrained run), and labels in the
+    same ``groups`` entry share a colour (e.g. one backbone)."""
     figure, grid = plt.subplots(1, len(keys), figsize=(6 * len(keys), 4.2), squeeze=False)
     colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    group_of = groups or {label: label for label in histories}
+    color_of = {group: colors[i % len(colors)]
+                for i, group in enumerate(dict.fromkeys(group_of[label] for label in histories))}
     for axes, key in zip(grid[0], keys):
-        for index, (label, history) in enumerate(histories.items()):
+        for label, history in histories.items():
             axes.plot([r["epoch"] for r in history], [r[key] for r in history],
                       "--" if label in dashed else "-", marker="o", ms=3, label=label,
-                      color=colors[index % len(colors)])
+                      color=color_of[group_of[label]])
         axes.set_xlabel("epoch")
         axes.set_ylabel(key.replace("_", " ").replace("acc", "accuracy"))
         axes.grid(alpha=0.3)

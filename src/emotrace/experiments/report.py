@@ -214,6 +214,7 @@ def init_report(study: Study, results: list[RunResult], command: str, out: Path,
         dashed = tuple(r.label for r in group if not r.spec.config.pretrained)
         png = plot_curve_comparison({r.label: r.history for r in group},
                                     figures / f"init-curves-{variant}.png", dashed=dashed,
+                                    groups={r.label: r.spec.config.model for r in group},
                                     title=f"{title}: pretrained (solid) vs random init (dashed)")
         lines += [f"## {title}", "", _init_table(group), "",
                   *[f"- **{pre.label}** vs random init: best val accuracy "
@@ -279,11 +280,27 @@ def ladder_report(study: Study, results: list[RunResult], command: str,
              f"accuracy over training the head alone ({pct(head.val_acc)} → "
              f"{pct(reference.val_acc)}). Rows below it change one thing against the two-phase "
              "Adam recipe with augmentation and callbacks.", "",
+             _callback_sentence(results), "",
              f"![curves](figures/{png.name})", "", "## Learning curves", "",
              "The dashed line marks the start of phase 2 (top blocks unfrozen).", "",
              *learning_curves(results, figures), ""]
     return "\n".join(lines), {"runs": [r.summary() for r in results],
                               "reference": reference.spec.name}
+
+
+def _callback_sentence(results: list[RunResult]) -> str:
+    """What the callbacks did: early stops, learning-rate cuts on plateau, best vs last epoch."""
+    stopped = [f"\"{r.label}\" at epoch {len(r.history)} (best {r.stats['best_epoch']})"
+               for r in results if len(r.history) < r.spec.config.epochs]
+    cuts = [f"\"{r.label}\"" for r in results
+            if any(b["lr"] < a["lr"] and b["phase"] == a["phase"]
+                   for a, b in zip(r.history, r.history[1:]))]
+    gains = [(r.stats["best_val_acc"] - r.history[-1]["val_acc"]) * 100 for r in results
+             if not r.spec.uses_last_epoch]
+    return (f"Callbacks: EarlyStopping stopped {'; '.join(stopped) if stopped else 'no run'}. "
+            f"ReduceLROnPlateau lowered the learning rate in {', '.join(cuts) if cuts else 'no run'}"
+            f" within the budget. Keeping the best checkpoint instead of the last epoch gained "
+            f"{max(gains, default=0):.1f} points at most.")
 
 
 def ensemble_report(study: Study, results: list[RunResult], command: str, out: Path,
