@@ -44,3 +44,23 @@ def save_figure(figure, path: str | os.PathLike, dpi: int = 120) -> Path:
         figure.savefig(tmp, dpi=dpi, bbox_inches="tight", format="png")
     plt.close(figure)
     return path
+
+
+@contextlib.contextmanager
+def deferred_interrupt() -> Iterator[None]:
+    """Hold Ctrl-C until the block ends, then raise it: writes that belong together (one frame
+    to every output) all happen or none do. A no-op outside the main thread."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    caught: list[int] = []
+    previous = signal.signal(signal.SIGINT, lambda signum, _: caught.append(signum))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    if caught:
+        raise KeyboardInterrupt

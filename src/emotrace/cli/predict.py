@@ -7,7 +7,7 @@ import sys
 
 import cv2
 
-from emotrace.utils import progress
+from emotrace.utils import deferred_interrupt, progress
 
 
 class _Window:
@@ -72,8 +72,9 @@ def predict(args: argparse.Namespace) -> int:
             elif result.frame is None and not result.faces:
                 print(f"emotrace predict: {result.source}: no face found", file=sys.stderr)
             frames += result.ok
-            for sink in sinks:
-                sink.write(result)
+            with deferred_interrupt():  # every output gets this frame, or none does
+                for sink in sinks:
+                    sink.write(result)
             if not args.json and result.ok and result.frame is None:
                 print(_describe(result))
             if window and result.image is not None and not window.show(result.draw()):
