@@ -154,6 +154,8 @@ def _parse_weights(text: str) -> str | list[float]:
 
 
 def ensemble(args: argparse.Namespace) -> int:
+    import json
+
     try:
         from emotrace.training.ensemble import build_ensemble
     except ImportError:
@@ -164,7 +166,7 @@ def ensemble(args: argparse.Namespace) -> int:
                              "training runs")
     out = build_ensemble(args.runs, args.out, weights=_parse_weights(args.weights), name=args.name,
                          evaluate_splits=("val", "test") if args.test else ("val",))
-    card = yaml.safe_load(out.with_suffix(".json").read_text())
+    card = json.loads(out.with_suffix(".json").read_text())
     for member in card["ensemble"]["members"]:
         print(f"  {member['run']}: val {member['val_acc']:.2%}, weight {member['weight']:.3f}")
     for split, metrics in card["metrics"].items():

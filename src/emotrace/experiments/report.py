@@ -45,7 +45,8 @@ def header(study: Study, command: str, results: list[RunResult], extra_minutes: 
         f"**Budget.** {b['epochs']} epochs, {b['image_size']} px input (unless a run says "
         f"otherwise), {b['subset']:.0%} of the training split (class-stratified, seed 42) of "
         f"`{study.runs[0].config.data}`;"
-        f" validation (PublicTest) and test (PrivateTest) splits whole. Trained on {_machine()}: "
+        f" validation and test splits whole (PublicTest and PrivateTest on the official split)."
+        f" Trained on {_machine()}: "
         f"{minutes:.0f} min of training in all for this report's runs (runs shared with other "
         "studies are trained once). The same command scales up unchanged on a GPU, e.g. "
         f"`{command.split(' --')[0]} --epochs 30 --image-size 224 --subset 1`.", "",
