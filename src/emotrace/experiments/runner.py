@@ -10,6 +10,7 @@ from typing import Any
 from emotrace.experiments import report
 from emotrace.experiments.results import RunResult, collect
 from emotrace.experiments.study import RunSpec, Study, load_study, train_run
+from emotrace.utils import atomic_path
 
 
 def _runnable(study: Study) -> tuple[list[RunSpec], list[str]]:
@@ -44,7 +45,8 @@ def _ensembles(study: Study, results: list[RunResult], runs_root: Path,
                            name=f"ensemble-{scheme}", evaluate_splits=("val", "test"))
         card = json.loads(card_file.read_text())
         card["path"] = str(path)
-        (out / f"ensemble-{scheme}.json").write_text(json.dumps(card, indent=2))
+        with atomic_path(out / f"ensemble-{scheme}.json") as tmp:
+            tmp.write_text(json.dumps(card, indent=2))
         ensembles[scheme] = card
     return ensembles
 

@@ -4,7 +4,6 @@ that ships and predicts like any other (``emotrace ensemble RUN RUN ...``)."""
 from __future__ import annotations
 
 import datetime as dt
-import json
 import shlex
 import sys
 from collections.abc import Sequence
@@ -16,11 +15,9 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from emotrace.data.labels import EMOTIONS
 from emotrace.evaluation.convergence import read_history
-from emotrace.training.export import export_onnx
+from emotrace.training.export import card_io, export_onnx, write_card
 from emotrace.training.fit import load_module
-from emotrace.utils import atomic_path
 
 WEIGHT_SCHEMES = ("rank", "equal")
 
@@ -92,9 +89,6 @@ def build_ensemble(runs: Sequence[str | Path], out: str | Path,
     """Export the ensemble of ``runs`` (training run folders) to ``out`` (.onnx) with its card:
     members, their validation accuracies and weights, and the ensemble's metrics on
     ``evaluate_splits`` measured on the exported file."""
-    from emotrace.evaluation import evaluate
-    from emotrace.inference.classifier import EmotionClassifier
-
     run_dirs = [Path(r) for r in runs]
     if len(run_dirs) < 2:
         raise ValueError("an ensemble needs at least two trained runs")
@@ -115,10 +109,7 @@ def build_ensemble(runs: Sequence[str | Path], out: str | Path,
     card: dict[str, Any] = {
         "name": name or out.stem,
         "format": "onnx",
-        "input": {"name": "faces", "shape": ["batch", 1, size, size], "color": "gray",
-                  "range": [0.0, 1.0], "scaling": configs[0].scaling,
-                  "framing": "tight face crop like FER-2013"},
-        "output": {"name": "probs", "classes": list(EMOTIONS)},
+        **card_io(size, configs[0].scaling),
         "flip_average": False,
         "backbone": "ensemble",
         "data": configs[0].data,
@@ -133,9 +124,4 @@ def build_ensemble(runs: Sequence[str | Path], out: str | Path,
         "export_command": "emotrace " + shlex.join(sys.argv[1:]) if sys.argv[1:] else None,
         "metrics": {},
     }
-    classifier = EmotionClassifier(out, card=card)
-    for split in evaluate_splits:
-        card["metrics"][split] = evaluate(classifier, configs[0].data, split=split).summary()
-    with atomic_path(out.with_suffix(".json")) as tmp:
-        tmp.write_text(json.dumps(card, indent=2))
-    return out
+    return write_card(out, card, configs[0].data, evaluate_splits)

@@ -6,6 +6,7 @@ import datetime as dt
 import json
 import shlex
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -89,15 +90,35 @@ def _parent_summary(init_from: str | None, own: dict[str, Any]) -> dict[str, Any
             "total_training_time_s": round(total, 1)}
 
 
+def card_io(image_size: int, scaling: str) -> dict[str, Any]:
+    """The model card's ``input`` / ``output`` entries: what the ONNX file takes and returns."""
+    return {"input": {"name": "faces", "shape": ["batch", 1, image_size, image_size],
+                      "color": "gray", "range": [0.0, 1.0], "scaling": scaling,
+                      "framing": "tight face crop like FER-2013"},
+            "output": {"name": "probs", "classes": list(EMOTIONS)}}
+
+
+def write_card(model: Path, card: dict[str, Any], data: str,
+               evaluate_splits: Sequence[str]) -> Path:
+    """Measure ``evaluate_splits`` of ``data`` on the exported file itself, put them in the card's
+    ``metrics`` and write the card beside the model (``.json``). Returns the model path."""
+    from emotrace.evaluation import evaluate
+    from emotrace.inference.classifier import EmotionClassifier
+
+    classifier = EmotionClassifier(model, card=card)
+    for split in evaluate_splits:
+        card.setdefault("metrics", {})[split] = evaluate(classifier, data, split=split).summary()
+    with atomic_path(model.with_suffix(".json")) as tmp:
+        tmp.write_text(json.dumps(card, indent=2))
+    return model
+
+
 def export_run(run_dir: str | Path, out: str | Path | None = None, flip_average: bool = False,
                evaluate_splits: tuple[str, ...] = ("val",), name: str | None = None) -> Path:
     """Export ``run_dir/best.ckpt`` to ``out`` (default ``run_dir/model.onnx``) and write its card
     (``out`` with ``.json``): recipe, data, training time and the metrics of ``evaluate_splits``
     measured on the exported file itself. ``flip_average`` bakes mirror-image averaging in
     (slightly more accurate, twice the compute per face)."""
-    from emotrace.evaluation import evaluate  # the card's numbers come from the ONNX file
-    from emotrace.inference.classifier import EmotionClassifier
-
     run_dir = Path(run_dir)
     checkpoint = run_dir / "best.ckpt"
     if not checkpoint.exists():
@@ -110,10 +131,7 @@ def export_run(run_dir: str | Path, out: str | Path | None = None, flip_average:
     card: dict[str, Any] = {
         "name": name or out.stem,
         "format": "onnx",
-        "input": {"name": "faces", "shape": ["batch", 1, config.image_size, config.image_size],
-                  "color": "gray", "range": [0.0, 1.0], "scaling": config.scaling,
-                  "framing": "tight face crop like FER-2013"},
-        "output": {"name": "probs", "classes": list(EMOTIONS)},
+        **card_io(config.image_size, config.scaling),
         "flip_average": flip_average,
         "backbone": config.model,
         "pretrained": config.pretrained,
@@ -125,9 +143,4 @@ def export_run(run_dir: str | Path, out: str | Path | None = None, flip_average:
         **_parent_summary(config.init_from, summary),
         "metrics": {},
     }
-    classifier = EmotionClassifier(out, card=card)
-    for split in evaluate_splits:
-        card["metrics"][split] = evaluate(classifier, config.data, split=split).summary()
-    with atomic_path(out.with_suffix(".json")) as tmp:
-        tmp.write_text(json.dumps(card, indent=2))
-    return out
+    return write_card(out, card, config.data, evaluate_splits)
