@@ -114,9 +114,9 @@ def test_ctrl_c_keeps_what_was_written(tmp_path):
                                # as from a terminal: a background parent (nohup, CI) may have
                                # left SIGINT ignored, which Python would then keep ignoring
                                preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
-    partial = tmp_path / ".faces.partial.csv"
     deadline = time.time() + 60
-    while time.time() < deadline and not (partial.exists() and partial.stat().st_size > 2000):
+    while time.time() < deadline and not any(p.stat().st_size > 2000
+                                             for p in tmp_path.glob(".faces.*.partial.csv")):
         time.sleep(0.05)
     process.send_signal(signal.SIGINT)
     _, stderr = process.communicate(timeout=60)

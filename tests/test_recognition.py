@@ -81,7 +81,8 @@ def test_result_draws_and_saves(recognizer, tmp_path):
 
 
 def test_video_frames_track_ids_csv_and_summary(recognizer, panning_video, tmp_path):
-    results = recognizer.predict(panning_video)
+    with CsvSink(tmp_path / "faces.csv") as csv_sink, AnnotatedSink(tmp_path / "out") as annotated:
+        results = recognizer.predict(panning_video, sinks=[csv_sink, annotated])
     assert [r.frame for r in results] == list(range(30))
     assert results[15].time == pytest.approx(0.5, abs=0.01)
     first = {f.track_id: f.box for f in results[0].faces}
@@ -92,12 +93,6 @@ def test_video_frames_track_ids_csv_and_summary(recognizer, panning_video, tmp_p
     for result in results[1:]:
         ids = {f.track_id for f in result.faces}
         assert {f.track_id for f in big} <= ids
-    csv_sink, annotated = CsvSink(tmp_path / "faces.csv"), AnnotatedSink(tmp_path / "out")
-    for result in results:
-        csv_sink.write(result)
-        annotated.write(result)
-    csv_sink.close()
-    annotated.close()
     rows = list(csv.DictReader(open(tmp_path / "faces.csv")))
     assert len(rows) == sum(len(r.faces) for r in results)
     summary = json.loads((tmp_path / "out" / "faces.summary.json").read_text())

@@ -3,10 +3,25 @@
 >>> import emotrace
 >>> rec = emotrace.Recognizer()          # shipped model, YuNet face detector
 >>> rec.predict("photo.jpg")[0].faces[0].emotion
+
+Importing the package is cheap and changes nothing (no OpenCV, onnxruntime or matplotlib until
+they are used): the names below are loaded on first access.
 """
 
-from emotrace.data.labels import EMOTIONS
-from emotrace.inference import EmotionClassifier, Face, Recognizer, Result
+from __future__ import annotations
+
+import importlib
+from typing import Any
 
 __version__ = "0.1.0"
-__all__ = ["EMOTIONS", "EmotionClassifier", "Face", "Recognizer", "Result", "__version__"]
+
+_LAZY = {"EMOTIONS": "emotrace.data.labels", "EmotionClassifier": "emotrace.inference",
+         "Face": "emotrace.inference", "Recognizer": "emotrace.inference",
+         "Result": "emotrace.inference", "sample_photos": "emotrace.samples"}
+__all__ = [*_LAZY, "__version__"]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'emotrace' has no attribute {name!r}")

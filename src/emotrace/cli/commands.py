@@ -10,31 +10,40 @@ from pathlib import Path
 
 import yaml
 
+from emotrace.errors import EmotraceError
+
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
 
-class UsageError(Exception):
+class UsageError(EmotraceError):
     """Bad input the user can fix; printed as one line, exit code 2."""
 
 
-def run(args: argparse.Namespace) -> int:
-    """Call the chosen command; known errors become one clear line and a non-zero exit."""
-    from emotrace.data import DatasetError
-
+def run(args: argparse.Namespace, command_line: list[str] | None = None) -> int:
+    """Call the chosen command. Mistakes the user can fix (:class:`EmotraceError`: a missing
+    file, a bad option, an unreadable dataset) are one line and exit code 2; anything else is a
+    bug in emotrace: one line asking to report it, the traceback with ``--debug``."""
+    args.command_line = command_line if command_line is not None else []
     try:
         return args.run(args)
-    except KeyboardInterrupt:
-        print("emotrace: interrupted", file=sys.stderr)
-        return 130
-    except (UsageError, DatasetError, FileNotFoundError, ValueError, ImportError) as error:
+    except KeyboardInterrupt as stop:  # Ctrl-C or SIGTERM (utils.Interrupted)
+        print(f"emotrace {args.command}: interrupted", file=sys.stderr)
+        return getattr(stop, "exit_code", 130)
+    except EmotraceError as error:
         print(f"emotrace {args.command}: error: {error}", file=sys.stderr)
         return EXIT_USAGE
     except Exception as error:  # a bug, not bad input: keep the traceback one switch away
-        if os.environ.get("EMOTRACE_DEBUG"):
+        if args.debug or os.environ.get("EMOTRACE_DEBUG"):
             raise
-        print(f"emotrace {args.command}: unexpected error: {type(error).__name__}: {error} "
-              "(set EMOTRACE_DEBUG=1 to see the traceback, and please report it)", file=sys.stderr)
+        print(f"emotrace {args.command}: internal error: {type(error).__name__}: {error}\n"
+              "This is a bug in emotrace; please report it with the command you ran. "
+              "Run again with --debug (or EMOTRACE_DEBUG=1) to see the traceback.", file=sys.stderr)
         return EXIT_FAILED
+
+
+def recorded_command(args: argparse.Namespace) -> str:
+    """The command line as typed, for run folders and model cards."""
+    return "emotrace " + shlex.join(args.command_line)
 
 
 def _overrides(pairs: list[str]) -> dict:
@@ -65,11 +74,11 @@ def train(args: argparse.Namespace) -> int:
     config = load_config(args.preset, **overrides)
     out = Path(args.out or Path("runs") / Path(args.preset).stem)
     out.mkdir(parents=True, exist_ok=True)
-    (out / "command.txt").write_text("emotrace " + shlex.join(sys.argv[1:]) + "\n")
+    (out / "command.txt").write_text(recorded_command(args) + "\n")
     best = fit(config, out, resume=not args.no_resume)
     print(f"best checkpoint: {best}")
     if not args.no_export:
-        model = export_run(out)
+        model = export_run(out, command=recorded_command(args))
         print(f"exported: {model}")
     return EXIT_OK
 
@@ -80,14 +89,25 @@ def evaluate(args: argparse.Namespace) -> int:
     from emotrace.evaluation import evaluate as run_evaluation
     from emotrace.inference import EmotionClassifier
 
+    from emotrace.utils import check_output_dir
+
+    if args.out:
+        check_output_dir(args.out, "--out")
     classifier = EmotionClassifier(args.model)
-    result = run_evaluation(classifier, args.data, split=args.split)
+    result = run_evaluation(classifier, args.data, split=args.split, strict=args.strict)
     summary = result.summary()
     if args.out:
         files = result.save(args.out)
+    if summary["skipped"]:
+        names = ", ".join(f"{s['file']} ({s['reason']})" for s in summary["skipped_files"][:3])
+        more = summary["skipped"] - min(3, summary["skipped"])
+        print(f"emotrace evaluate: skipped {summary['skipped']} unreadable image(s): {names}"
+              + (f" and {more} more" if more else "") + "; the metrics cover the others "
+              "(--strict stops at the first instead)", file=sys.stderr)
+    status = EXIT_FAILED if summary["skipped"] else EXIT_OK
     if args.json:
         print(json.dumps({"model": classifier.name, "split": result.split, **summary}))
-        return EXIT_OK
+        return status
     print(f"model {classifier.name} on {args.data} ({result.split}): n={summary['n']}")
     print(f"accuracy {summary['accuracy']:.2%}   macro recall {summary['macro_recall']:.2%}   "
           f"macro F1 {summary['macro_f1']:.2%}")
@@ -97,7 +117,7 @@ def evaluate(args: argparse.Namespace) -> int:
               f"{row['support']:>10d}")
     if args.out:
         print("wrote " + ", ".join(str(p) for p in files.values()))
-    return EXIT_OK
+    return status
 
 
 def export(args: argparse.Namespace) -> int:
@@ -107,7 +127,7 @@ def export(args: argparse.Namespace) -> int:
         raise UsageError(f"export needs the train extra: pip install 'emotrace[train]' ({error})")
     splits = ("val", "test") if args.test else ("val",)
     out = export_run(args.run_dir, out=args.out, flip_average=args.flip, evaluate_splits=splits,
-                     name=args.name)
+                     name=args.name, command=recorded_command(args))
     print(f"exported {out} and its card {out.with_suffix('.json')}")
     return EXIT_OK
 
@@ -165,7 +185,8 @@ def ensemble(args: argparse.Namespace) -> int:
             raise UsageError(f"{run_dir}: no best.ckpt there; give run folders of finished "
                              "training runs")
     out = build_ensemble(args.runs, args.out, weights=_parse_weights(args.weights), name=args.name,
-                         evaluate_splits=("val", "test") if args.test else ("val",))
+                         evaluate_splits=("val", "test") if args.test else ("val",),
+                         command=recorded_command(args))
     card = json.loads(out.with_suffix(".json").read_text())
     for member in card["ensemble"]["members"]:
         print(f"  {member['run']}: val {member['val_acc']:.2%}, weight {member['weight']:.3f}")
@@ -236,6 +257,6 @@ def study(args: argparse.Namespace) -> int:
               "data": args.data}
     report = run_study(args.name, budget, _key_values(args.weights, "--weights"),
                        runs_root=args.runs, out_root=args.out,
-                       command="emotrace " + shlex.join(sys.argv[1:]))
+                       command=recorded_command(args))
     print(f"wrote {report}")
     return EXIT_OK

@@ -1,13 +1,25 @@
-"""The ``emotrace`` command: argument parsing only; every sub-command calls the Python API."""
+"""The ``emotrace`` command: argument parsing only; every sub-command calls the Python API.
+
+This module imports nothing heavy: Ctrl-C or SIGTERM from the first moment end the program with
+one line, and the process-wide settings a command line tool wants (quiet OpenCV/FFmpeg logs) are
+made here, never on ``import emotrace``.
+"""
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
 
-from emotrace.cli import commands
-from emotrace.cli.predict import predict as predict_command
+
+def _run(name: str):
+    """The body of a sub-command, imported only when it runs."""
+    def call(args: argparse.Namespace) -> int:
+        from emotrace.cli import commands, predict
+
+        return getattr(predict if name == "predict" else commands, name)(args)
+    return call
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -16,6 +28,9 @@ def build_parser() -> argparse.ArgumentParser:
         description="Facial emotion recognition: recognise emotions in faces, train and "
                     "evaluate models.",
         epilog="Run 'emotrace COMMAND --help' for the options of one command.")
+    parser.add_argument("--debug", action="store_true",
+                        help="show the full traceback of internal errors (or EMOTRACE_DEBUG=1)")
+    parser.add_argument("--version", action="version", version=f"emotrace {_version()}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
     train = sub.add_parser("train", help="fine-tune a model from a preset (resumable)",
@@ -31,14 +46,16 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--no-resume", action="store_true", help="start over even if --out has a run")
     train.add_argument("--no-export", action="store_true", help="skip the ONNX export at the end")
     train.add_argument("--list-presets", action="store_true", help="list the presets and exit")
-    train.set_defaults(run=commands.train)
+    train.set_defaults(run=_run("train"))
 
     predict = sub.add_parser(
         "predict", help="recognise emotions in images, folders, videos, cameras, streams",
         description="Detect faces and classify their emotions. SOURCE is an image, a folder "
                     "(recursive), a glob, a video file, a camera index (0) or a stream URL. "
                     "Exit code 1 when a source could not be read.")
-    predict.add_argument("sources", nargs="+", metavar="SOURCE")
+    predict.add_argument("sources", nargs="*", metavar="SOURCE")
+    predict.add_argument("--examples", action="store_true",
+                         help="add the sample photos shipped with emotrace to the sources")
     predict.add_argument("--detector", choices=("yunet", "haar", "none"), default="yunet",
                          help="face detector; 'none' = the images are face crops (default: %(default)s)")
     predict.add_argument("--model", help="ONNX emotion model (default: the shipped one)")
@@ -56,7 +73,10 @@ def build_parser() -> argparse.ArgumentParser:
                          help="video: exponential smoothing of each face's scores, 0..1 (default: off)")
     predict.add_argument("--no-track", action="store_true", help="video: no face ids across frames")
     predict.add_argument("--show", action="store_true", help="show a live window when a display exists")
-    predict.set_defaults(run=predict_command)
+    predict.add_argument("--timeout", type=float, default=10.0, metavar="S",
+                         help="streams and cameras: seconds without a frame before the source is "
+                              "reported as stalled (default: %(default)s)")
+    predict.set_defaults(run=_run("predict"))
 
     evaluate = sub.add_parser("evaluate", help="accuracy, per-class metrics, confusion matrix",
                               description="Evaluate an emotion model on a labelled dataset "
@@ -69,7 +89,9 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--out", metavar="DIR",
                           help="write metrics.json, confusion.json and confusion.png there")
     evaluate.add_argument("--json", action="store_true", help="print one JSON object")
-    evaluate.set_defaults(run=commands.evaluate)
+    evaluate.add_argument("--strict", action="store_true",
+                          help="stop at the first unreadable image instead of skipping it")
+    evaluate.set_defaults(run=_run("evaluate"))
 
     export = sub.add_parser("export", help="export a trained run to ONNX with its model card",
                             description="Export RUN/best.ckpt to ONNX and write the model card "
@@ -82,14 +104,14 @@ def build_parser() -> argparse.ArgumentParser:
                              "twice the compute per face)")
     export.add_argument("--test", action="store_true",
                         help="also measure the test split (PrivateTest) for the card")
-    export.set_defaults(run=commands.export)
+    export.set_defaults(run=_run("export"))
 
     curves = sub.add_parser("curves", help="learning curves and MCR/MOFR of a training run")
     curves.add_argument("run_dir", metavar="RUN", help="run folder made by 'emotrace train'")
     curves.add_argument("--out", metavar="DIR", help="where to write (default: the run folder)")
     curves.add_argument("--window", type=int, default=5, help="epochs per MCR/MOFR row")
     curves.add_argument("--json", action="store_true", help="print the statistics as JSON")
-    curves.set_defaults(run=commands.curves)
+    curves.set_defaults(run=_run("curves"))
 
     ensemble = sub.add_parser("ensemble", help="combine trained runs into one ONNX model",
                               description="Average the probabilities of trained runs, weighted "
@@ -104,7 +126,7 @@ def build_parser() -> argparse.ArgumentParser:
     ensemble.add_argument("--name", help="model name recorded in the card")
     ensemble.add_argument("--test", action="store_true",
                           help="also measure the test split (PrivateTest) for the card")
-    ensemble.set_defaults(run=commands.ensemble)
+    ensemble.set_defaults(run=_run("ensemble"))
 
     explain = sub.add_parser("explain", help="Grad-CAM heatmaps and class probabilities of faces",
                              description="Detect the faces in IMAGE and show, for each, the "
@@ -118,7 +140,7 @@ def build_parser() -> argparse.ArgumentParser:
     explain.add_argument("--emotion", help="explain this emotion instead of the predicted one")
     explain.add_argument("--max-faces", type=int, default=6, help="largest faces shown (default: "
                                                                    "%(default)s)")
-    explain.set_defaults(run=commands.explain)
+    explain.set_defaults(run=_run("explain"))
 
     study = sub.add_parser("study", help="run one of the papers' comparisons and write its report",
                            description="Train the study's runs (cached: finished runs are "
@@ -136,13 +158,38 @@ def build_parser() -> argparse.ArgumentParser:
     study.add_argument("--runs", default="runs/studies", help="where runs are cached "
                                                               "(default: %(default)s)")
     study.add_argument("--out", default="experiments", help="report folder (default: %(default)s)")
-    study.set_defaults(run=commands.study)
+    study.set_defaults(run=_run("study"))
     return parser
 
 
+def _version() -> str:
+    from emotrace import __version__
+
+    return __version__
+
+
+def _quiet_native_logs() -> None:
+    """Our messages name the failing source; OpenCV's and FFmpeg's console logs only add noise."""
+    os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")
+    import cv2
+
+    cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    return commands.run(args)
+    """Entry point: parse, run, and turn interruptions and errors into one line + exit code."""
+    try:
+        from emotrace.utils import stop_on_signals
+
+        stop_on_signals()  # SIGTERM stops like Ctrl-C: outputs closed whole, exit 143
+        args = build_parser().parse_args(argv)
+        _quiet_native_logs()
+        from emotrace.cli.commands import run
+
+        return run(args, command_line=list(sys.argv[1:] if argv is None else argv))
+    except KeyboardInterrupt as stop:  # also utils.Interrupted (Ctrl-C, SIGTERM)
+        print("emotrace: interrupted", file=sys.stderr)
+        return getattr(stop, "exit_code", 130)
 
 
 if __name__ == "__main__":

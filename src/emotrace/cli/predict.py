@@ -1,99 +1,147 @@
-"""``emotrace predict``: run a Recognizer over the sources and feed the chosen sinks."""
+"""``emotrace predict``: a Recognizer run over the sources, feeding the chosen sinks.
+
+The terminal is one more sink (:class:`ConsoleReport`): progress bar, a line per photo, every
+source error and warning, the closing summary. The loop itself has no special cases.
+"""
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
 
 import cv2
+from tqdm.auto import tqdm
 
-from emotrace.utils import deferred_interrupt, progress
+from emotrace.inference.results import Result
+from emotrace.inference.sinks import Sink
+from emotrace.inference.sources import SourceInfo
 
 
-class _Window:
+class ConsoleReport(Sink):
+    """What a person at the terminal sees (stderr; per-photo lines on stdout without --json)."""
+
+    def __init__(self, sources: int, every: int, describe_photos: bool) -> None:
+        super().__init__()
+        self.every, self.describe_photos = every, describe_photos
+        self.failed = self.done = self.warned = 0
+        self.bar = tqdm(total=sources, desc="recognising", unit="frame", leave=False,
+                        disable=None, file=sys.stderr)
+
+    def start(self, info: SourceInfo) -> None:
+        if info.is_video and self.bar.total is not None:
+            if info.frames is None:  # a camera or live stream: no end known
+                self.bar.total = None
+            else:
+                self.bar.total += -(-info.frames // self.every) - 1
+            self.bar.refresh()
+
+    def write(self, result: Result) -> None:
+        if not result.ok:
+            self.failed += 1
+            self._say(f"emotrace predict: {result.source}: {result.error}")
+            return
+        self.done += 1
+        self.bar.update(1)
+        if result.warning:
+            self.warned += 1
+            if self.warned == 1:
+                self._say(f"emotrace predict: {result.source}: {result.warning}")
+        if result.frame is None:
+            if self.describe_photos:
+                tqdm.write(_describe(result), file=sys.stdout)
+            elif not result.faces:
+                self._say(f"emotrace predict: {result.source}: no face found")
+
+    def _say(self, message: str) -> None:
+        tqdm.write(message, file=sys.stderr)
+
+    def close(self) -> None:
+        self.bar.close()
+
+    abort = close
+
+    def summary(self, written: list[str]) -> str:
+        text = f"{self.done} image(s)/frame(s) processed, {self.failed} source error(s)"
+        if self.warned > 1:
+            text += f", {self.warned} image(s) too small for face detection"
+        return text + (f"; wrote {', '.join(written)}" if written else "")
+
+
+class ShowWindow(Sink):
     """A live preview when OpenCV has a GUI and a display; otherwise a one-time notice."""
 
     def __init__(self) -> None:
-        self.available = True
+        super().__init__()
+        self.available, self.stopped = True, False
 
-    def show(self, image) -> bool:
-        """Show a frame; False when the user pressed q or Esc."""
-        if not self.available:
-            return True
+    def write(self, result: Result) -> None:
+        if not self.available or result.image is None:
+            return
         try:
-            cv2.imshow("emotrace (q to quit)", image)
-            return cv2.waitKey(1) & 0xFF not in (ord("q"), 27)
+            cv2.imshow("emotrace (q to quit)", result.draw())
+            self.stopped = cv2.waitKey(1) & 0xFF in (ord("q"), 27)
         except cv2.error:
             self.available = False
             print("emotrace predict: --show: no display available (headless OpenCV or no "
                   "$DISPLAY); processing continues without a window", file=sys.stderr)
-            return True
 
 
-def _describe(result) -> str:
+def _describe(result: Result) -> str:
     if not result.faces:
         return f"{result.source}: no face found"
     faces = ", ".join(f"{f.emotion} {f.scores[f.emotion]:.0%}" for f in result.faces)
     return f"{result.source}: {len(result.faces)} face(s): {faces}"
 
 
-def predict(args: argparse.Namespace) -> int:
-    from emotrace.cli.commands import EXIT_FAILED, EXIT_OK
-    from emotrace.inference import Recognizer, probe_video
+def _output_sinks(args: argparse.Namespace, stack: contextlib.ExitStack) -> list[Sink]:
+    """The sinks the options ask for; their paths are checked here, before any work (the CSV,
+    which creates its temporary file at once, comes last)."""
     from emotrace.inference.sinks import AnnotatedSink, CsvSink, JsonLinesSink
-    from emotrace.inference.sources import SourceError, expand_sources, is_live_source
 
-    if args.every < 1:
-        raise ValueError("--every must be >= 1")
-    recognizer = Recognizer(args.model, detector=args.detector, min_face=args.min_face,
-                            track=not args.no_track, smooth=args.smooth)
-    sources = list(expand_sources(args.sources))
-    live = any(is_live_source(s) for s in sources)
-    # Files only: probing a camera or stream would open it twice.
-    videos = {str(s): probe_video(s) for s in sources
-              if not isinstance(s, SourceError) and not is_live_source(s)}
-    total = None if live else sum(-(-info.frames // args.every) if info and info.frames else 1
-                                  for info in videos.values())
-    sinks = []
+    sinks: list[Sink] = []
     if args.json:
-        sinks.append(JsonLinesSink(sys.stdout))
-    if args.csv:
-        sinks.append(CsvSink(args.csv))
+        sinks.append(stack.enter_context(JsonLinesSink(sys.stdout)))
     if args.save:
-        sinks.append(AnnotatedSink(args.save, {s: i.fps for s, i in videos.items() if i}))
-    window = _Window() if args.show else None
-    failed = frames = 0
-    results = recognizer.predict(sources, every=args.every, stream=True)
+        sinks.append(stack.enter_context(AnnotatedSink(args.save)))
+    if args.csv:
+        sinks.append(stack.enter_context(CsvSink(args.csv)))
+    return sinks
+
+
+def predict(args: argparse.Namespace) -> int:
+    from emotrace.cli.commands import EXIT_FAILED, EXIT_OK, UsageError
+    from emotrace.errors import OutputError
+    from emotrace.inference import Recognizer
+    from emotrace.inference.sources import expand_sources
+    from emotrace.samples import sample_photos
+
+    sources = [*args.sources, *(map(str, sample_photos()) if args.examples else [])]
+    if not sources:
+        raise UsageError("give at least one SOURCE (image, folder, glob, video, camera index or "
+                         "stream URL), or --examples for the sample photos")
+    if args.every < 1:
+        raise UsageError(f"--every must be 1 or more, got {args.every}")
+    recognizer = Recognizer(args.model, detector=args.detector, min_face=args.min_face,
+                            track=not args.no_track, smooth=args.smooth, timeout=args.timeout)
+    expanded = expand_sources(sources)
+    console: ConsoleReport | None = None
     try:
-        for result in progress(results, desc="recognising", total=total, unit="frame"):
-            if not result.ok:
-                failed += 1
-                print(f"emotrace predict: {result.source}: {result.error}", file=sys.stderr)
-            elif result.frame is None and not result.faces:
-                print(f"emotrace predict: {result.source}: no face found", file=sys.stderr)
-            frames += result.ok
-            with deferred_interrupt():  # every output gets this frame, or none does
-                for sink in sinks:
-                    sink.write(result)
-            if not args.json and result.ok and result.frame is None:
-                print(_describe(result))
-            if window and result.image is not None and not window.show(result.draw()):
-                break
-    except KeyboardInterrupt:
-        print("emotrace predict: interrupted; outputs keep what was processed", file=sys.stderr)
-        for sink in sinks:
-            sink.close()
-        return 130
-    except BaseException:
-        for sink in sinks:
-            sink.abort()
-        raise
-    for sink in sinks:
-        sink.close()
+        with contextlib.ExitStack() as stack:
+            outputs = _output_sinks(args, stack)
+            console = stack.enter_context(ConsoleReport(len(expanded), args.every, not args.json))
+            window = ShowWindow() if args.show else None
+            sinks = [*outputs, console, *([window] if window else [])]
+            for _ in recognizer.run(expanded, args.every, sinks):
+                if window and window.stopped:
+                    break
+    except OutputError as error:
+        if console is None:
+            raise  # an output path checked before any work: a usage error (exit 2)
+        print(f"emotrace predict: error: {error}; the other outputs keep what was "
+              "processed", file=sys.stderr)
+        return EXIT_FAILED
+    written = [str(path) for sink in outputs for path in sink.written]
     if not args.json:
-        written = [str(p) for s in sinks for p in getattr(s, "written", [])]
-        if args.csv:
-            written.insert(0, args.csv)
-        print(f"{frames} image(s)/frame(s) processed, {failed} source error(s)"
-              + (f"; wrote {', '.join(written)}" if written else ""), file=sys.stderr)
-    return EXIT_FAILED if failed else EXIT_OK
+        print(console.summary(written), file=sys.stderr)
+    return EXIT_FAILED if console.failed else EXIT_OK

@@ -19,7 +19,9 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from emotrace.data.images import ImageError, read_gray
 from emotrace.data.labels import EMOTIONS, emotion_index
+from emotrace.errors import EmotraceError
 from emotrace.utils import atomic_path, progress
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".pgm"}
@@ -28,7 +30,7 @@ _DIR_USAGE = {"train": "Training", "training": "Training", "val": "PublicTest",
               "valid": "PublicTest", "validation": "PublicTest", "test": "PrivateTest"}
 
 
-class DatasetError(ValueError):
+class DatasetError(EmotraceError, ValueError):
     """A dataset that cannot be read; the message says which file and what to do."""
 
 
@@ -44,6 +46,8 @@ class FaceSet:
     labels: np.ndarray
     usage: np.ndarray
     sources: list[str] = field(default_factory=list)
+    #: ``(file, reason, usage)`` of the images that could not be read and were left out
+    skipped: list[tuple[str, str, str]] = field(default_factory=list)
 
     def __len__(self) -> int:
         return len(self.labels)
@@ -51,14 +55,18 @@ class FaceSet:
     def subset(self, index: np.ndarray) -> FaceSet:
         index = np.asarray(index)
         return FaceSet(self.images[index], self.labels[index], self.usage[index],
-                       [self.sources[i] for i in index] if self.sources else [])
+                       [self.sources[i] for i in index] if self.sources else [], self.skipped)
 
     def class_counts(self) -> np.ndarray:
         return np.bincount(self.labels, minlength=len(EMOTIONS))
 
 
-def load_dataset(path: str | os.PathLike, image_size: int = 48, cache: bool = True) -> FaceSet:
+def load_dataset(path: str | os.PathLike, image_size: int = 48, cache: bool = True,
+                 strict: bool = False) -> FaceSet:
     """Read any supported dataset at ``path`` into a :class:`FaceSet` of ``image_size`` squares.
+
+    Images that cannot be read (corrupt, truncated, over the pixel limit) are left out and listed
+    in ``FaceSet.skipped``; ``strict=True`` raises :class:`DatasetError` at the first one instead.
 
     The decoded array is cached under ``~/.cache/emotrace/datasets`` (``EMOTRACE_CACHE``
     overrides) keyed on the files' names, sizes and times, so later runs load in a second.
@@ -73,8 +81,15 @@ def load_dataset(path: str | os.PathLike, image_size: int = 48, cache: bool = Tr
                                "(columns emotion,pixels,Usage)")
         return _cached(path, [path], image_size, cache, lambda: _read_csv(path, image_size))
     files = _labelled_files(path)
-    return _cached(path, [f for f, _, _ in files], image_size, cache,
-                   lambda: _decode_files(files, image_size))
+    faces = _cached(path, [f for f, _, _ in files], image_size, cache,
+                    lambda: _decode_files(files, image_size))
+    if strict and faces.skipped:
+        file, reason, _ = faces.skipped[0]
+        raise DatasetError(f"{file}: {reason}; remove it from the dataset or replace it")
+    if not len(faces):
+        raise DatasetError(f"{path}: none of its {len(files)} images could be read "
+                           f"(first: {faces.skipped[0][0]}: {faces.skipped[0][1]})")
+    return faces
 
 
 def _labelled_files(root: Path) -> list[tuple[Path, int, str]]:
@@ -112,12 +127,12 @@ def _usage_from_name(name: str, default: str) -> str:
 
 
 def read_face_image(path: str | os.PathLike, image_size: int) -> np.ndarray:
-    """Decode one image file as a grayscale ``image_size`` square; clear error if unreadable."""
-    data = np.fromfile(str(path), dtype=np.uint8)
-    image = cv2.imdecode(data, cv2.IMREAD_GRAYSCALE) if data.size else None
-    if image is None:
-        raise DatasetError(f"{path}: not a readable image (empty, corrupt or not an image "
-                           "file); remove it from the dataset or replace it")
+    """Decode one image file as a grayscale ``image_size`` square (pixel limit checked before
+    decoding, EXIF orientation applied); :class:`DatasetError` naming the file if unreadable."""
+    try:
+        image = read_gray(path)
+    except ImageError as error:
+        raise DatasetError(f"{path}: {error}; remove it from the dataset or replace it") from None
     if image.shape != (image_size, image_size):
         interpolation = cv2.INTER_AREA if image.shape[0] > image_size else cv2.INTER_LINEAR
         image = cv2.resize(image, (image_size, image_size), interpolation=interpolation)
@@ -126,10 +141,18 @@ def read_face_image(path: str | os.PathLike, image_size: int) -> np.ndarray:
 
 def _decode_files(files: list[tuple[Path, int, str]], image_size: int) -> FaceSet:
     images = np.empty((len(files), image_size, image_size), np.uint8)
-    for i, (file, _, _) in enumerate(progress(files, desc="decoding images", unit="img")):
-        images[i] = read_face_image(file, image_size)
-    return FaceSet(images, np.array([label for _, label, _ in files], np.int64),
-                   np.array([usage for _, _, usage in files]), [str(f) for f, _, _ in files])
+    kept: list[int] = []
+    skipped: list[tuple[str, str, str]] = []
+    for i, (file, _, usage) in enumerate(progress(files, desc="decoding images", unit="img")):
+        try:
+            images[len(kept)] = read_face_image(file, image_size)
+            kept.append(i)
+        except DatasetError as error:
+            skipped.append((str(file), str(error).removeprefix(f"{file}: ")
+                            .removesuffix("; remove it from the dataset or replace it"), usage))
+    return FaceSet(images[:len(kept)], np.array([files[i][1] for i in kept], np.int64),
+                   np.array([files[i][2] for i in kept]), [str(files[i][0]) for i in kept],
+                   skipped)
 
 
 def _read_csv(path: Path, image_size: int) -> FaceSet:
@@ -174,12 +197,14 @@ def _cached(root: Path, files: list[Path], image_size: int, cache: bool, read) -
     cache_file = _cache_file(root, files, image_size)
     if cache_file.exists():
         with np.load(cache_file) as stored:
+            skipped = stored["skipped"].tolist() if "skipped" in stored else []
             return FaceSet(stored["images"], stored["labels"], stored["usage"],
-                           stored["sources"].tolist())
+                           stored["sources"].tolist(), [tuple(row) for row in skipped])
     faces = read()
     cache_file.parent.mkdir(parents=True, exist_ok=True)
     with atomic_path(cache_file) as tmp:
         with open(tmp, "wb") as handle:
             np.savez(handle, images=faces.images, labels=faces.labels, usage=faces.usage,
-                     sources=np.array(faces.sources))
+                     sources=np.array(faces.sources),
+                     skipped=np.array(faces.skipped, dtype=str).reshape(-1, 3))
     return faces

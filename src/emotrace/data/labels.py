@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from emotrace.errors import ConfigError
+
 #: FER-2013 class order: the index is the dataset's emotion code.
 EMOTIONS: tuple[str, ...] = ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")
 
@@ -24,7 +26,7 @@ _ALIASES: dict[str, str] = {
 }
 
 
-class UnknownEmotionError(ValueError):
+class UnknownEmotionError(ConfigError):
     """A class name that cannot be mapped onto the seven emotions."""
 
 

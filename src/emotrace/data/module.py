@@ -7,6 +7,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, WeightedRandomSampler
 
+from emotrace.errors import ConfigError
 from emotrace.data.datasets import FaceSet, load_dataset
 from emotrace.data.splits import split_dataset
 from emotrace.data.transforms import AugmentConfig, eval_transform, train_transform
@@ -57,13 +58,13 @@ class FERDataModule(L.LightningDataModule):
                  num_workers: int = 0, cache_size: int = 48) -> None:
         super().__init__()
         if balance not in ("none", "sampler", "weights"):
-            raise ValueError(f"unknown balance {balance!r}; use none, sampler or weights")
+            raise ConfigError(f"unknown balance {balance!r}; use none, sampler or weights")
         self.data, self.image_size, self.batch_size = data, image_size, batch_size
         self.split, self.seed, self.scaling, self.balance = split, seed, scaling, balance
         self.augment = augment or AugmentConfig()
         self.subset, self.num_workers, self.cache_size = subset, num_workers, cache_size
         if subset_splits not in ("all", "train"):
-            raise ValueError(f"subset_splits must be 'all' or 'train', not {subset_splits!r}")
+            raise ConfigError(f"subset_splits must be 'all' or 'train', not {subset_splits!r}")
         self.subset_splits = subset_splits
         self.parts: dict[str, FaceSet] = {}
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from emotrace.data.datasets import DatasetError, FaceSet
+from emotrace.errors import ConfigError
 
 SPLITS = ("train", "val", "test")
 _OFFICIAL = {"train": "Training", "val": "PublicTest", "test": "PrivateTest"}
@@ -17,7 +18,7 @@ def canonical_split(name: str) -> str:
     key = name.strip().lower()
     key = _SPLIT_ALIASES.get(key, key)
     if key not in (*SPLITS, "all"):
-        raise ValueError(f"unknown split {name!r}; use train, val (PublicTest), test "
+        raise ConfigError(f"unknown split {name!r}; use train, val (PublicTest), test "
                          "(PrivateTest) or all")
     return key
 
@@ -36,7 +37,7 @@ def stratified_split(faces: FaceSet, fractions: tuple[float, float, float] = (0.
                      seed: int = 42) -> dict[str, FaceSet]:
     """A per-class random split (70/10/20 with seed 42 by default, as in the papers)."""
     if not np.isclose(sum(fractions), 1.0):
-        raise ValueError(f"split fractions must sum to 1, got {fractions}")
+        raise ConfigError(f"split fractions must sum to 1, got {fractions}")
     rng = np.random.default_rng(seed)
     parts: dict[str, list[np.ndarray]] = {name: [] for name in SPLITS}
     for label in np.unique(faces.labels):
@@ -54,14 +55,18 @@ def split_dataset(faces: FaceSet, scheme: str = "official", seed: int = 42) -> d
         return official_split(faces)
     if scheme == "stratified":
         return stratified_split(faces, seed=seed)
-    raise ValueError(f"unknown split scheme {scheme!r}; use official or stratified")
+    raise ConfigError(f"unknown split scheme {scheme!r}; use official or stratified")
 
 
 def select_split(faces: FaceSet, split: str | None) -> FaceSet:
     """The images of one official split, or all of them (``None``/``all``, or no usage info)."""
     if split is None or canonical_split(split) == "all":
         return faces
-    part = official_split(faces)[canonical_split(split)] if (faces.usage != "").any() else faces
+    if (faces.usage != "").any():
+        part = official_split(faces)[canonical_split(split)]
+        part.skipped = [s for s in faces.skipped if s[2] == _OFFICIAL[canonical_split(split)]]
+    else:
+        part = faces
     if len(part) == 0:
         raise DatasetError(f"the dataset has no images in split {split!r}")
     return part

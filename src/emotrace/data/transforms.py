@@ -12,6 +12,8 @@ from dataclasses import dataclass
 import torch
 from torchvision.transforms import v2
 
+from emotrace.errors import ConfigError
+
 
 @dataclass
 class AugmentConfig:
@@ -39,7 +41,7 @@ def _to_float(scaling: str) -> list[torch.nn.Module]:
     if scaling == "minmax":
         steps.append(MinMaxScale())
     elif scaling != "fixed":
-        raise ValueError(f"unknown scaling {scaling!r}; use fixed (x/255) or minmax (per image)")
+        raise ConfigError(f"unknown scaling {scaling!r}; use fixed (x/255) or minmax (per image)")
     return steps
 
 

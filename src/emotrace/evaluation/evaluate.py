@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -22,14 +22,19 @@ class Evaluation:
     probs: np.ndarray
     dataset: str
     split: str
+    #: ``(file, reason)`` of the images that could not be read and were left out
+    skipped: list[tuple[str, str]] = field(default_factory=list)
 
     @property
     def predictions(self) -> np.ndarray:
         return self.probs.argmax(axis=1)
 
     def summary(self) -> dict:
-        """``{"n", "accuracy", "macro_recall", "macro_f1", "per_class", "confusion"}``."""
-        return metrics_from_confusion(confusion_matrix(self.labels, self.predictions))
+        """``{"n", "accuracy", "macro_recall", "macro_f1", "per_class", "confusion", "skipped",
+        "skipped_files"}`` (the first 10 unreadable files, with the reason)."""
+        return {**metrics_from_confusion(confusion_matrix(self.labels, self.predictions)),
+                "skipped": len(self.skipped),
+                "skipped_files": [{"file": f, "reason": r} for f, r in self.skipped[:10]]}
 
     def save(self, out_dir: str | Path) -> dict[str, Path]:
         """Write ``metrics.json`` (with dataset and split), ``confusion.json`` and ``confusion.png``."""
@@ -51,13 +56,15 @@ class Evaluation:
 
 
 def evaluate(classifier, data: str | Path, split: str | None = None,
-             batch_size: int = 256) -> Evaluation:
+             batch_size: int = 256, strict: bool = False) -> Evaluation:
     """Classify every face of ``data`` (``split``: train/val/test/all; None = all) as whole-image
     face crops, and return an :class:`Evaluation`. ``classifier`` is an
-    :class:`~emotrace.inference.EmotionClassifier` (anything with ``predict_faces``)."""
-    faces = select_split(load_dataset(data), split)
+    :class:`~emotrace.inference.EmotionClassifier` (anything with ``predict_faces``). Unreadable
+    images are skipped and listed in ``Evaluation.skipped`` (``strict``: fail on the first)."""
+    faces = select_split(load_dataset(data, strict=strict), split)
     probs = np.concatenate([
         classifier.predict_faces(faces.images[start:start + batch_size])
         for start in progress(range(0, len(faces), batch_size), desc="evaluating",
                               total=-(-len(faces) // batch_size), unit="batch")])
-    return Evaluation(faces.labels, probs, str(data), split or "all")
+    return Evaluation(faces.labels, probs, str(data), split or "all",
+                      [(file, reason) for file, reason, _ in faces.skipped])

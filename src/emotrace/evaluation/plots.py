@@ -5,13 +5,17 @@ from __future__ import annotations
 from pathlib import Path
 
 import matplotlib
+import numpy as np
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
+from emotrace.data.labels import EMOTIONS
+from emotrace.utils import new_figure, save_figure
 
-from emotrace.data.labels import EMOTIONS  # noqa: E402
-from emotrace.utils import save_figure  # noqa: E402
+
+def _subplots(*grid, figsize, **kwargs):
+    """pyplot.subplots without pyplot: the figure never touches the user's backend."""
+    layout = kwargs.pop("layout", None)
+    figure = new_figure(figsize=figsize, layout=layout)
+    return figure, figure.subplots(*grid, **kwargs)
 
 
 def plot_confusion(confusion: np.ndarray, path: str | Path, title: str = "",
@@ -19,7 +23,7 @@ def plot_confusion(confusion: np.ndarray, path: str | Path, title: str = "",
     """Row-normalised confusion matrix (recall on the diagonal) annotated with % and counts."""
     confusion = np.asarray(confusion)
     rates = confusion / np.maximum(confusion.sum(axis=1, keepdims=True), 1)
-    figure, axes = plt.subplots(figsize=(7, 6))
+    figure, axes = _subplots(figsize=(7, 6))
     image = axes.imshow(rates, cmap="Blues", vmin=0, vmax=1)
     for i in range(len(classes)):
         for j in range(len(classes)):
@@ -37,7 +41,7 @@ def plot_confusion(confusion: np.ndarray, path: str | Path, title: str = "",
 def plot_learning_curves(history: list[dict], path: str | Path, title: str = "") -> Path:
     """Loss and accuracy per epoch, train vs validation, side by side."""
     epochs = [row["epoch"] for row in history]
-    figure, (loss_axes, acc_axes) = plt.subplots(1, 2, figsize=(11, 4))
+    figure, (loss_axes, acc_axes) = _subplots(1, 2, figsize=(11, 4))
     for axes, key in ((loss_axes, "loss"), (acc_axes, "acc")):
         # train metrics are those optimised: on augmented images, with label smoothing if any
         axes.plot(epochs, [r[f"train_{key}"] for r in history], "o-", label="train (augmented)")
@@ -67,7 +71,7 @@ def plot_explanations(faces: np.ndarray, heatmaps: np.ndarray, probs: np.ndarray
     """One row per face: the crop the model saw (``captions`` above it, e.g. the true class), its
     Grad-CAM overlay for the explained class, and the probability of every class as bars."""
     rows = len(faces)
-    figure, grid = plt.subplots(rows, 3, figsize=(10, 2.8 * rows), squeeze=False,
+    figure, grid = _subplots(rows, 3, figsize=(10, 2.8 * rows), squeeze=False,
                                 gridspec_kw={"width_ratios": [1, 1, 1.6]})
     for row, (face, heatmap, p, target) in enumerate(zip(faces, heatmaps, probs, targets)):
         grid[row, 0].imshow(face, cmap="gray", vmin=0, vmax=1)
@@ -91,7 +95,7 @@ def plot_explanations(faces: np.ndarray, heatmaps: np.ndarray, probs: np.ndarray
 def plot_class_heatmaps(heatmaps: np.ndarray, mean_faces: np.ndarray, path: str | Path,
                         title: str = "", classes: tuple[str, ...] = EMOTIONS) -> Path:
     """The mean Grad-CAM of each class over its mean face: where the model looks per emotion."""
-    figure, grid = plt.subplots(1, len(classes), figsize=(2.2 * len(classes), 2.8))
+    figure, grid = _subplots(1, len(classes), figsize=(2.2 * len(classes), 2.8))
     for axes, heatmap, face, name in zip(grid, heatmaps, mean_faces, classes):
         peak = heatmap.max() or 1.0
         _overlay(axes, face, heatmap / peak)
@@ -108,8 +112,8 @@ def plot_curve_comparison(histories: dict[str, list[dict]], path: str | Path,
     """Validation curves of several runs on shared axes (one panel per key); labels listed in
     ``dashed`` are drawn dashed (e.g. the random-init twin of a pretrained run), and labels in the
     same ``groups`` entry share a colour (e.g. one backbone)."""
-    figure, grid = plt.subplots(1, len(keys), figsize=(6 * len(keys), 4.2), squeeze=False)
-    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    figure, grid = _subplots(1, len(keys), figsize=(6 * len(keys), 4.2), squeeze=False)
+    colors = matplotlib.rcParams["axes.prop_cycle"].by_key()["color"]
     group_of = groups or {label: label for label in histories}
     color_of = {group: colors[i % len(colors)]
                 for i, group in enumerate(dict.fromkeys(group_of[label] for label in histories))}
@@ -131,7 +135,7 @@ def plot_bars(values: dict[str, float], path: str | Path, title: str = "",
               xlabel: str = "accuracy", highlight: str | None = None) -> Path:
     """Horizontal bars with their values, e.g. test accuracy of members and ensembles."""
     names = list(values)
-    figure, axes = plt.subplots(figsize=(8, 0.5 * len(names) + 1.2))
+    figure, axes = _subplots(figsize=(8, 0.5 * len(names) + 1.2))
     bars = axes.barh(range(len(names)), [values[n] for n in names], color="#9ab")
     if highlight in values:
         bars[names.index(highlight)].set_color("#d62728")

@@ -14,6 +14,7 @@ from typing import Any
 
 import yaml
 
+from emotrace.errors import ConfigError
 from emotrace.training.config import TrainConfig, load_config
 
 BUDGET_KEYS = ("epochs", "image_size", "subset")
@@ -61,7 +62,7 @@ def list_studies() -> list[str]:
 def _study_file(name: str) -> dict[str, Any]:
     path = Path(str(resources.files("emotrace.experiments") / "studies" / f"{name}.yaml"))
     if not path.is_file():
-        raise ValueError(f"unknown study {name!r}; available: {', '.join(list_studies())}")
+        raise ConfigError(f"unknown study {name!r}; available: {', '.join(list_studies())}")
     return yaml.safe_load(path.read_text())
 
 
@@ -86,7 +87,7 @@ def load_study(name: str, budget: dict[str, Any] | None = None,
     overrides = {k: v for k, v in (budget or {}).items() if v is not None}
     unknown = set(overrides) - set(BUDGET_KEYS) - set(SETTING_KEYS)
     if unknown:
-        raise ValueError(f"unknown budget option(s) {sorted(unknown)}; use "
+        raise ConfigError(f"unknown budget option(s) {sorted(unknown)}; use "
                          f"{BUDGET_KEYS + SETTING_KEYS}")
     study_budget = {**values["budget"], **overrides}  # passed to every run's config
     runs = []
@@ -96,7 +97,7 @@ def load_study(name: str, budget: dict[str, Any] | None = None,
             source = load_study(other, overrides, weights)
             found = [run for run in source.runs if run.name == run_name]
             if not found:
-                raise ValueError(f"study {name}: {entry['ref']} names no run of study {other}")
+                raise ConfigError(f"study {name}: {entry['ref']} names no run of study {other}")
             runs.append(found[0])
         else:
             runs.append(_run_spec(name, values, entry, study_budget, weights or {}))

@@ -10,15 +10,25 @@ from typing import Any
 
 import cv2
 import numpy as np
-import onnxruntime as ort
 
 from emotrace.data.labels import EMOTIONS
+from emotrace.errors import EmotraceError
 
 DEFAULT_MODEL = "emotrace-mobilenetv2-fer2013.onnx"
 
 
-class ModelError(ValueError):
+class ModelError(EmotraceError, ValueError):
     """A model file that is missing or unusable; the message names it."""
+
+
+def onnxruntime():
+    """onnxruntime, imported with its telemetry off: otherwise it writes a device id and an
+    event database under ``~/.cache/Microsoft`` on every run (a user's explicit
+    ``ORT_DISABLE_TELEMETRY`` is respected; it must be set before the first import)."""
+    os.environ.setdefault("ORT_DISABLE_TELEMETRY", "1")
+    import onnxruntime as ort
+
+    return ort
 
 
 def default_model_path() -> Path:
@@ -55,6 +65,7 @@ class EmotionClassifier:
         self.size = int(self.card["input"]["shape"][-1])
         self.scaling = self.card["input"].get("scaling", "fixed")
         self.classes = tuple(self.card["output"].get("classes", EMOTIONS))
+        ort = onnxruntime()
         options = ort.SessionOptions()
         # No busy-waiting between calls: the detector needs those cores between two batches.
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")

@@ -10,9 +10,14 @@ from typing import Protocol
 import cv2
 import numpy as np
 
+from emotrace.errors import ConfigError, NotFoundError
+
 YUNET_FILE = "face_detection_yunet_2023mar.onnx"
 #: YuNet still finds faces 11-13 px wide (measured on the test photos, scaled down).
 YUNET_SMALLEST_FACE = 12
+#: YuNet's output on inputs under about 40 px is uninitialised memory (different in every run,
+#: sometimes infinite boxes): smaller copies are padded with black to this side first.
+YUNET_MIN_INPUT = 64
 
 
 @dataclass
@@ -46,7 +51,7 @@ class YuNetDetector:
                  nms_threshold: float = 0.3, max_side: int = 960, min_face: int = 0) -> None:
         path = Path(model) if model else Path(str(resources.files("emotrace") / "assets" / YUNET_FILE))
         if not path.is_file():
-            raise FileNotFoundError(f"YuNet model not found: {path}")
+            raise NotFoundError(f"YuNet model not found: {path}")
         self.detector = cv2.FaceDetectorYN.create(str(path), "", (320, 320), score_threshold,
                                                   nms_threshold, 5000)
         self.max_side = max_side
@@ -56,10 +61,14 @@ class YuNetDetector:
 
     def detect(self, image: np.ndarray) -> list[Detection]:
         height, width = image.shape[:2]
-        scale = min(1.0, self.max_side / max(height, width), self.min_scale)
+        # Never shrink below YUNET_MIN_INPUT on the short side: small images keep their pixels.
+        floor = min(1.0, YUNET_MIN_INPUT / max(1, min(height, width)))
+        scale = max(min(1.0, self.max_side / max(height, width), self.min_scale), floor)
         small = image if scale == 1.0 else cv2.resize(
             image, (max(1, round(width * scale)), max(1, round(height * scale))),
             interpolation=cv2.INTER_AREA)
+        small = cv2.copyMakeBorder(small, 0, max(0, YUNET_MIN_INPUT - small.shape[0]), 0,
+                                   max(0, YUNET_MIN_INPUT - small.shape[1]), cv2.BORDER_CONSTANT)
         size = (small.shape[1], small.shape[0])
         if size != self._size:
             self.detector.setInputSize(size)
@@ -68,11 +77,12 @@ class YuNetDetector:
         if faces is None:
             return []
         detections = []
-        for row in faces:
+        for row in faces[np.isfinite(faces).all(axis=1)]:  # garbage rows are dropped, not clipped
             x, y, w, h = (row[:4] / scale).tolist()
-            detections.append(Detection(_clip_box(x, y, w, h, width, height), float(row[14]),
-                                        (row[4:14] / scale).reshape(5, 2)))
-        return [d for d in detections if d.box[2] > 0 and d.box[3] > 0]
+            box = _clip_box(x, y, w, h, width, height)
+            if box[2] > 0 and box[3] > 0:
+                detections.append(Detection(box, float(row[14]), (row[4:14] / scale).reshape(5, 2)))
+        return detections
 
 
 class HaarDetector:
@@ -85,7 +95,7 @@ class HaarDetector:
         path = Path(cv2.data.haarcascades) / "haarcascade_frontalface_default.xml"
         self.cascade = cv2.CascadeClassifier(str(path))
         if self.cascade.empty():
-            raise FileNotFoundError(f"Haar cascade not found or unreadable: {path}")
+            raise NotFoundError(f"Haar cascade not found or unreadable: {path}")
         self.scale_factor, self.min_neighbors = scale_factor, min_neighbors
         self.min_size = max(24, min_face)
 
@@ -115,7 +125,7 @@ DETECTORS = {"yunet": YuNetDetector, "haar": HaarDetector, "none": WholeImageDet
 def create_detector(name: str, min_face: int = 0) -> FaceDetector:
     """``yunet``, ``haar`` or ``none``; ``min_face`` (px) lets detectors skip smaller faces."""
     if name not in DETECTORS:
-        raise ValueError(f"unknown detector {name!r}; use {', '.join(DETECTORS)}")
+        raise ConfigError(f"unknown detector {name!r}; use {', '.join(DETECTORS)}")
     return DETECTORS[name](min_face=min_face)
 
 

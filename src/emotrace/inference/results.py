@@ -42,13 +42,15 @@ class Face:
 @dataclass
 class Result:
     """The faces of one image or frame. ``frame``/``time`` are None for still images;
-    ``error`` is set (and ``faces`` empty) when the source could not be read."""
+    ``error`` is set (and ``faces`` empty) when the source could not be read; ``warning`` when
+    the result is doubtful (an image too small for face detection)."""
 
     source: str
     faces: list[Face] = field(default_factory=list)
     frame: int | None = None
     time: float | None = None
     error: str | None = None
+    warning: str | None = None
     image: np.ndarray | None = field(default=None, repr=False)
 
     @property
@@ -61,6 +63,8 @@ class Result:
                                 "faces": [face.to_dict() for face in self.faces]}
         if self.error:
             data["error"] = self.error
+        if self.warning:
+            data["warning"] = self.warning
         return data
 
     def draw(self) -> np.ndarray:
@@ -81,7 +85,8 @@ class Result:
         if not ok:
             raise ValueError(f"{path}: cannot encode an image with this suffix")
         with atomic_path(path) as tmp:
-            encoded.tofile(str(tmp))
+            with open(tmp, "wb") as handle:
+                handle.write(encoded.tobytes())
         return path
 
 

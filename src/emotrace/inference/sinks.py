@@ -1,7 +1,12 @@
 """Where results go: JSON lines, a CSV of faces, annotated images / videos, video summaries.
 
-Every file is written under a temporary name and renamed when complete, so an interrupted or
-failed run never leaves a half-written file behind.
+Every sink has the same small protocol (:class:`Sink`): ``start(info)`` when a source opens,
+``write(result)`` for each image or frame, ``end(info)`` when the source is done, and it is a
+context manager. Leaving the ``with`` block normally, or on Ctrl-C / SIGTERM, closes the sink
+with every file whole up to the last finished frame; leaving on an error removes what it had
+started. Files are written under a unique hidden temporary name and renamed when complete, so a
+final name never holds a partial file; a write that fails raises
+:class:`~emotrace.errors.OutputError` naming the file and the cause.
 """
 
 from __future__ import annotations
@@ -9,82 +14,146 @@ from __future__ import annotations
 import csv
 import json
 import os
+from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
 import cv2
 
 from emotrace.data.labels import EMOTIONS
+from emotrace.errors import OutputError
 from emotrace.inference.results import Result
-from emotrace.inference.sources import is_video_source
+from emotrace.inference.sources import SourceInfo
 from emotrace.inference.timeline import VideoTimeline
+from emotrace.utils import (check_output_dir, check_output_file, describe_os_error,
+                            partial_path, remove_stale_partials)
 
 CSV_FIELDS = ("source", "frame", "time", "face", "track_id", "x", "y", "w", "h", "score",
               "emotion", *EMOTIONS)
 
 
-def _partial(path: Path) -> Path:
-    return path.with_name(f".{path.stem}.partial{path.suffix}")
+class Sink:
+    """Base class of result sinks; subclasses override what they need."""
+
+    def __init__(self) -> None:
+        self.written: list[Path] = []
+
+    def start(self, info: SourceInfo) -> None:
+        """A source was opened (its kind, fps, frame count and size are in ``info``)."""
+
+    def write(self, result: Result) -> None:
+        """One image or frame (or a source's error)."""
+
+    def end(self, info: SourceInfo) -> None:
+        """The source is finished (or was interrupted)."""
+
+    def close(self) -> None:
+        """Finish: every file whole and in place."""
+
+    def abort(self) -> None:
+        """Give up: remove what this sink had started."""
+
+    def __enter__(self) -> Sink:
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if exc_type is None or issubclass(exc_type, (KeyboardInterrupt, OutputError)):
+            try:
+                self.close()
+            except OutputError:
+                self.abort()
+                if exc_type is None:
+                    raise
+        else:
+            self.abort()
 
 
-class JsonLinesSink:
+class JsonLinesSink(Sink):
     """One JSON object per result on a text stream (stdout by default)."""
 
     def __init__(self, stream: IO[str]) -> None:
+        super().__init__()
         self.stream = stream
 
     def write(self, result: Result) -> None:
-        self.stream.write(json.dumps(result.to_dict()) + "\n")
-        self.stream.flush()
-
-    def close(self) -> None:
-        pass
-
-    def abort(self) -> None:
-        pass
+        try:
+            self.stream.write(json.dumps(result.to_dict()) + "\n")
+            self.stream.flush()
+        except OSError as error:  # e.g. a closed pipe
+            raise OutputError(getattr(self.stream, "name", "output stream"),
+                              f"cannot write it: {describe_os_error(error)}") from None
 
 
-class CsvSink:
-    """One row per face per frame (``CSV_FIELDS``); renamed into place on :meth:`close`."""
+class CsvSink(Sink):
+    """One row per face per frame (``CSV_FIELDS``), in a temporary file renamed into place by
+    :meth:`close`. The path is checked when the sink is made, before any work."""
 
     def __init__(self, path: str | os.PathLike) -> None:
-        self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._tmp = _partial(self.path)
-        self._handle = open(self._tmp, "w", newline="")
-        self._writer = csv.writer(self._handle)
-        self._writer.writerow(CSV_FIELDS)
+        super().__init__()
+        self.path = check_output_file(path, "CSV file")
+        remove_stale_partials(self.path)
+        self._tmp = partial_path(self.path)
         self.rows = 0
+        try:
+            self._handle = open(self._tmp, "w", newline="")
+            self._writer = csv.writer(self._handle)
+            self._writer.writerow(CSV_FIELDS)
+        except OSError as error:
+            self._fail(error)
 
     def write(self, result: Result) -> None:
-        for number, face in enumerate(result.faces):
-            self._writer.writerow([result.source, result.frame, result.time, number, face.track_id,
-                                   *face.box, face.score, face.emotion,
-                                   *(face.scores[name] for name in EMOTIONS)])
-            self.rows += 1
+        try:
+            for number, face in enumerate(result.faces):
+                self._writer.writerow([result.source, result.frame, result.time, number,
+                                       face.track_id, *face.box, face.score, face.emotion,
+                                       *(face.scores[name] for name in EMOTIONS)])
+                self.rows += 1
+        except OSError as error:
+            self._fail(error)
 
     def close(self) -> None:
-        if not self._handle.closed:
+        if self._handle.closed:
+            return
+        try:
+            self._handle.flush()
+            os.fsync(self._handle.fileno())
             self._handle.close()
             os.replace(self._tmp, self.path)
+        except OSError as error:
+            self._fail(error)
+        self.written.append(self.path)
 
     def abort(self) -> None:
-        """Drop the partial file (used when the run fails)."""
         self._handle.close()
         self._tmp.unlink(missing_ok=True)
 
+    def _fail(self, error: OSError):
+        if hasattr(self, "_handle"):
+            self.abort()
+        raise OutputError(self.path, f"cannot write it: {describe_os_error(error)}") from None
 
-class AnnotatedSink:
+
+@dataclass
+class _OpenVideo:
+    """An annotated video being written: final path, temporary file, writer, frames, timeline."""
+
+    path: Path
+    tmp: Path
+    writer: cv2.VideoWriter
+    timeline: VideoTimeline
+    frames: int = 0
+
+
+class AnnotatedSink(Sink):
     """Annotated copies in ``out_dir``: images as ``<name>.jpg``-like files (same suffix), each
-    video as ``<stem>.mp4``; videos also get ``<stem>.timeline.png`` and ``<stem>.summary.json``."""
+    video as ``<stem>.mp4`` plus ``<stem>.timeline.png`` and ``<stem>.summary.json``."""
 
-    def __init__(self, out_dir: str | os.PathLike, fps: dict[str, float] | None = None) -> None:
-        self.out_dir = Path(out_dir)
-        self.out_dir.mkdir(parents=True, exist_ok=True)
-        self.fps = fps or {}
+    def __init__(self, out_dir: str | os.PathLike) -> None:
+        super().__init__()
+        self.out_dir = check_output_dir(out_dir, "output folder")
         self._names: dict[str, str] = {}
-        self._video: tuple[str, cv2.VideoWriter, Path, VideoTimeline] | None = None
-        self.written: list[Path] = []
+        self._info: SourceInfo | None = None
+        self._video: _OpenVideo | None = None
 
     def _name(self, source: str, suffix: str) -> Path:
         if source not in self._names:
@@ -96,38 +165,66 @@ class AnnotatedSink:
             self._names[source] = name
         return self.out_dir / f"{self._names[source]}{suffix}"
 
+    def start(self, info: SourceInfo) -> None:
+        self._info = info
+
     def write(self, result: Result) -> None:
         if result.image is None:
             return
-        if result.frame is None and not is_video_source(result.source):
+        if self._info is None or not self._info.is_video:
             suffix = Path(result.source).suffix.lower()
             path = self._name(result.source, suffix if suffix in (".jpg", ".jpeg", ".png") else ".jpg")
             self.written.append(result.save(path))
             return
-        if self._video is None or self._video[0] != result.source:
-            self._finish_video()
-            path = self._name(result.source, ".mp4")
-            height, width = result.image.shape[:2]
-            writer = cv2.VideoWriter(str(_partial(path)), cv2.VideoWriter_fourcc(*"mp4v"),
-                                     self.fps.get(result.source, 30.0), (width, height))
-            self._video = (result.source, writer, path, VideoTimeline(result.source))
-        self._video[1].write(result.draw())
-        self._video[3].add(result)
-
-    def _finish_video(self) -> None:
         if self._video is None:
+            self._video = self._open_video(self._info, result)
+        self._video.writer.write(result.draw())
+        self._video.frames += 1
+        self._video.timeline.add(result)
+
+    def _open_video(self, info: SourceInfo, first: Result) -> _OpenVideo:
+        path = self._name(info.source, ".mp4")
+        remove_stale_partials(path)
+        tmp = partial_path(path)
+        height, width = first.image.shape[:2]
+        writer = cv2.VideoWriter(str(tmp), cv2.VideoWriter_fourcc(*"mp4v"), info.fps or 30.0,
+                                 (width, height))
+        if not writer.isOpened():
+            tmp.unlink(missing_ok=True)
+            raise OutputError(path, "cannot write it (the MP4 writer did not open)")
+        return _OpenVideo(path, tmp, writer, VideoTimeline(info.source))
+
+    def end(self, info: SourceInfo) -> None:
+        video, self._video, self._info = self._video, None, None
+        if video is None:
             return
-        source, writer, path, timeline = self._video
-        writer.release()
-        os.replace(_partial(path), path)
-        self.written += [path, *timeline.save(self.out_dir, self._names[source])]
-        self._video = None
+        video.writer.release()
+        if _count_frames(video.tmp) != video.frames:  # OpenCV's writer reports no write errors
+            video.tmp.unlink(missing_ok=True)
+            raise OutputError(video.path, "the video could not be written whole (is the disk "
+                                          "full?); nothing was left under this name")
+        try:
+            os.replace(video.tmp, video.path)
+        except OSError as error:
+            video.tmp.unlink(missing_ok=True)
+            raise OutputError(video.path, f"cannot write it: {describe_os_error(error)}") from None
+        self.written += [video.path, *video.timeline.save(self.out_dir, self._names[info.source])]
 
     def close(self) -> None:
-        self._finish_video()
+        if self._info is not None:
+            self.end(self._info)
 
     def abort(self) -> None:
         if self._video is not None:
-            self._video[1].release()
-            _partial(self._video[2]).unlink(missing_ok=True)
+            self._video.writer.release()
+            self._video.tmp.unlink(missing_ok=True)
             self._video = None
+        self._info = None
+
+
+def _count_frames(path: Path) -> int:
+    capture = cv2.VideoCapture(str(path))
+    try:
+        return int(capture.get(cv2.CAP_PROP_FRAME_COUNT)) if capture.isOpened() else -1
+    finally:
+        capture.release()

@@ -1,62 +1,78 @@
 """Turn any source into frames: image file, numpy array, folder, glob, video, camera, stream.
 
-Problems with one input (unreadable file, truncated video, camera that will not open) come out as
-:class:`SourceError` items in the stream, so a batch goes on with the other inputs.
+Sources are expanded once (:func:`expand_sources`: folders and globs become their files) and
+each is opened once (:func:`open_source`): its :class:`SourceInfo` (kind, fps, frame count, size)
+travels with every :class:`Frame` it yields. A source that cannot be read raises
+:class:`SourceError` naming it, at opening or after the frames that could be read, so a batch
+goes on with the other inputs.
 """
 
 from __future__ import annotations
 
 import glob as globlib
 import os
-import warnings
+import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
 import numpy as np
-from PIL import Image
 
-# Our messages name the failing source; OpenCV's and FFmpeg's own console logs only add noise.
-os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")
-cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)
+from emotrace.data.images import MAX_PIXELS, ImageError, check_pixels, read_image, to_bgr8
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".pgm", ".ppm"}
 VIDEO_SUFFIXES = {".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv",
                   ".gif"}
-MAX_PIXELS = 200_000_000  # ~14000 x 14000; larger images are refused before decoding
-STREAM_TIMEOUT_MS = 10_000
+#: A stream or camera that delivers no frame for this long is reported as stalled.
+DEFAULT_TIMEOUT_S = 10.0
+
+
+class SourceError(Exception):
+    """An input that could not be read (or stopped part-way); ``message`` says why."""
+
+    def __init__(self, source: object, message: str) -> None:
+        super().__init__(message)
+        self.source, self.message = str(source), message
+
+    def __str__(self) -> str:
+        return self.message
+
+
+@dataclass(frozen=True)
+class SourceInfo:
+    """What is known of an opened source. ``kind``: image, array, video, camera or stream;
+    for the last three ``fps``, ``frames`` (None when unknown: cameras, live streams) and the
+    frame size."""
+
+    source: str
+    kind: str
+    width: int
+    height: int
+    fps: float | None = None
+    frames: int | None = None
+
+    @property
+    def is_video(self) -> bool:
+        return self.kind in ("video", "camera", "stream")
 
 
 @dataclass
 class Frame:
-    """One BGR uint8 image; ``index``/``time`` (seconds) are set for video, camera and stream."""
+    """One BGR uint8 image of a source; ``index``/``time`` (seconds) are set for video."""
 
     image: np.ndarray
-    source: str
+    info: SourceInfo
     index: int | None = None
     time: float | None = None
 
-
-@dataclass
-class SourceError:
-    """An input that could not be read, with a message saying why and what to do."""
-
-    source: str
-    message: str
-
-
-@dataclass
-class VideoInfo:
-    source: str
-    fps: float
-    frames: int | None  # None for cameras and live streams
-    width: int
-    height: int
+    @property
+    def source(self) -> str:
+        return self.info.source
 
 
 def is_live_source(source: object) -> bool:
-    """A camera index or a stream URL (no length known in advance)."""
+    """A camera index or a stream URL."""
     if isinstance(source, int):
         return True
     return isinstance(source, str) and (source.isdigit() or "://" in source)
@@ -68,130 +84,153 @@ def is_video_source(source: object) -> bool:
     return isinstance(source, (str, os.PathLike)) and Path(source).suffix.lower() in VIDEO_SUFFIXES
 
 
-def expand_sources(sources: Iterable[object]) -> Iterator[object]:
-    """Folders (recursively, sorted) and globs become their image/video files; other sources
-    pass through. A folder or glob with no usable file yields a :class:`SourceError`."""
-    for source in sources:
+def expand_sources(sources: object | Iterable[object]) -> list[object]:
+    """One source or a list of them -> a flat list: folders (recursively, sorted) and globs become
+    their image/video files; a folder or glob with no usable file becomes a :class:`SourceError`;
+    paths, URLs, camera indices and arrays pass through."""
+    single = isinstance(sources, (str, os.PathLike, int, np.ndarray))
+    expanded: list[object] = []
+    for source in [sources] if single else sources:
         if isinstance(source, (np.ndarray, int)):
-            yield source
+            expanded.append(source)
             continue
-        text = str(source)
+        text = os.fspath(source)
         if "://" in text or text.isdigit():
-            yield text
+            expanded.append(text)
         elif Path(text).is_dir():
-            files = sorted(p for p in Path(text).rglob("*") if p.is_file()
+            files = sorted(str(p) for p in Path(text).rglob("*") if p.is_file()
                            and p.suffix.lower() in IMAGE_SUFFIXES | VIDEO_SUFFIXES)
-            yield from (str(f) for f in files) if files else [
-                SourceError(text, "folder has no image or video files")]
+            expanded += files or [SourceError(text, "folder has no image or video files")]
         elif any(c in text for c in "*?[") and not Path(text).exists():
-            files = sorted(globlib.glob(text, recursive=True))
-            yield from files if files else [SourceError(text, "no file matches this pattern")]
+            files = sorted(f for f in globlib.glob(text, recursive=True) if Path(f).is_file())
+            expanded += files or [SourceError(text, "no file matches this pattern")]
         else:
-            yield text
+            expanded.append(text)
+    return expanded
 
 
-def read_image(path: str) -> np.ndarray:
-    """Decode an image file to BGR uint8 (grey, RGBA and 16-bit images are converted).
+class OpenSource:
+    """A source opened once: :attr:`info` and :meth:`frames`. Close it (or use ``with``)."""
 
-    Raises ``ValueError`` with a message naming the file when it cannot be used."""
-    file = Path(path)
-    if not file.is_file():
-        raise ValueError("file not found")
-    if file.stat().st_size == 0:
-        raise ValueError("empty file (0 bytes)")
-    try:
-        with warnings.catch_warnings():  # our own MAX_PIXELS check replaces Pillow's warning
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            header = Image.open(file)
-        with header:  # reads the header only: size check before decoding
-            width, height = header.size
-    except Exception:
-        width = height = 0  # not a format Pillow knows; let OpenCV try
-    if width * height > MAX_PIXELS:
-        raise ValueError(f"image too large ({width}x{height}, {width * height / 1e6:.0f} MP; "
-                         f"limit {MAX_PIXELS / 1e6:.0f} MP): downscale it first")
-    image = cv2.imdecode(np.fromfile(file, np.uint8), cv2.IMREAD_UNCHANGED)
-    if image is None:
-        raise ValueError("not a readable image (corrupt, truncated or not an image file)")
-    return to_bgr8(image)
+    info: SourceInfo
+
+    def frames(self, every: int = 1) -> Iterator[Frame]:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        pass
+
+    def __enter__(self) -> OpenSource:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
 
 
-def to_bgr8(image: np.ndarray) -> np.ndarray:
-    """Any grey / BGR / BGRA image of uint8, uint16 or float to 3-channel BGR uint8."""
-    if image.dtype == np.uint16:
-        image = (image / 257).astype(np.uint8)
-    elif image.dtype != np.uint8:
-        scale = 255.0 if image.max(initial=0) <= 1.0 else 1.0
-        image = np.clip(image * scale, 0, 255).astype(np.uint8)
-    if image.ndim == 2:
-        return cv2.cvtColor(image, cv2.COLOR_GRAY2BGR)
-    if image.shape[2] == 4:
-        return cv2.cvtColor(image, cv2.COLOR_BGRA2BGR)
-    if image.shape[2] == 1:
-        return cv2.cvtColor(image[:, :, 0], cv2.COLOR_GRAY2BGR)
-    return image
+class StillSource(OpenSource):
+    """An image file (decoded when opened) or an array."""
+
+    def __init__(self, image: np.ndarray, name: str, kind: str) -> None:
+        self.image = image
+        self.info = SourceInfo(name, kind, image.shape[1], image.shape[0])
+
+    def frames(self, every: int = 1) -> Iterator[Frame]:
+        yield Frame(self.image, self.info)
 
 
-def open_video(source: str | int) -> tuple[cv2.VideoCapture, VideoInfo]:
-    """Open a video file, camera index or stream URL; ``ValueError`` if it cannot be opened."""
+class VideoSource(OpenSource):
+    """A video file, camera or stream read with OpenCV; failures are raised as
+    :class:`SourceError` after the frames that could be read."""
+
+    def __init__(self, source: str | int, timeout: float = DEFAULT_TIMEOUT_S) -> None:
+        self.timeout = timeout
+        self.capture, self.info = _open_capture(source, timeout)
+
+    def frames(self, every: int = 1) -> Iterator[Frame]:
+        info, index, stalled = self.info, 0, False
+        try:
+            while True:
+                started, wanted = time.monotonic(), index % every == 0
+                ok, image = self.capture.grab(), None
+                if ok and wanted:
+                    ok, image = self.capture.retrieve()
+                    ok = ok and image is not None
+                if not ok:
+                    stalled = time.monotonic() - started >= 0.9 * self.timeout
+                    break
+                if wanted:
+                    yield Frame(image, info, index, round(index / info.fps, 3))
+                index += 1
+        finally:
+            self.close()
+        self._check_end(index, stalled)
+
+    def _check_end(self, count: int, stalled: bool) -> None:
+        info = self.info
+        if count == 0:
+            raise SourceError(info.source, "no frame could be decoded (corrupt or empty video, "
+                                           "or a stream that sends nothing)" if not stalled else
+                              f"no frame arrived within {self.timeout:g} s (the stream stalled)")
+        if stalled:
+            raise SourceError(info.source, f"the stream stalled after frame {count}: no frame "
+                                           f"for {self.timeout:g} s; results cover the frames read")
+        if info.frames and count < info.frames - 1 and count < 0.98 * info.frames:
+            raise SourceError(info.source, f"video ended at frame {count} of {info.frames} "
+                                           "(truncated or corrupt); results cover the frames read")
+
+    def close(self) -> None:
+        self.capture.release()
+
+
+def _open_capture(source: str | int, timeout: float) -> tuple[cv2.VideoCapture, SourceInfo]:
+    timeouts = [cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, int(timeout * 1000),
+                cv2.CAP_PROP_READ_TIMEOUT_MSEC, int(timeout * 1000)]
     if isinstance(source, int) or str(source).isdigit():
-        capture = cv2.VideoCapture(int(source))
+        kind, capture = "camera", cv2.VideoCapture(int(source))
         what = f"camera {source}: cannot open it (no such device, busy, or no permission)"
     elif "://" in str(source):
-        capture = cv2.VideoCapture(str(source), cv2.CAP_FFMPEG,
-                                   [cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, STREAM_TIMEOUT_MS,
-                                    cv2.CAP_PROP_READ_TIMEOUT_MSEC, STREAM_TIMEOUT_MS])
+        kind, capture = "stream", cv2.VideoCapture(str(source), cv2.CAP_FFMPEG, timeouts)
         what = "cannot open the stream (check the URL and that it is reachable)"
     else:
         if not Path(source).is_file():
-            raise ValueError("file not found")
-        capture = cv2.VideoCapture(str(source))
+            raise SourceError(source, "file not found")
+        if Path(source).stat().st_size == 0:
+            raise SourceError(source, "empty file (0 bytes)")
+        kind, capture = "video", cv2.VideoCapture(str(source), cv2.CAP_ANY, timeouts)
         what = "cannot open the video (corrupt, truncated or an unsupported codec)"
     if not capture.isOpened():
         capture.release()
-        raise ValueError(what)
+        raise SourceError(source, what)
     count = int(capture.get(cv2.CAP_PROP_FRAME_COUNT))
-    live = is_live_source(source)
-    info = VideoInfo(str(source), capture.get(cv2.CAP_PROP_FPS) or 30.0,
-                     None if live or count <= 0 else count,
-                     int(capture.get(cv2.CAP_PROP_FRAME_WIDTH)),
-                     int(capture.get(cv2.CAP_PROP_FRAME_HEIGHT)))
+    width = int(capture.get(cv2.CAP_PROP_FRAME_WIDTH))
+    height = int(capture.get(cv2.CAP_PROP_FRAME_HEIGHT))
+    fps = capture.get(cv2.CAP_PROP_FPS)
+    info = SourceInfo(str(source), kind, width, height,
+                      fps if fps and 0 < fps < 1000 else 30.0,
+                      count if kind != "camera" and count > 0 else None)
+    try:
+        check_pixels(width, height)
+    except ImageError as error:
+        capture.release()
+        raise SourceError(source, f"video frames {error}") from None
     return capture, info
 
 
-def video_frames(capture: cv2.VideoCapture, info: VideoInfo,
-                 every: int = 1) -> Iterator[Frame | SourceError]:
-    """Every ``every``-th frame; a file that ends well before its announced length yields a
-    :class:`SourceError` after the frames that could be read."""
-    index = 0
+def open_source(source: object, timeout: float = DEFAULT_TIMEOUT_S) -> OpenSource:
+    """Open one expanded source (path, URL, camera index or array); :class:`SourceError` if it
+    cannot be read."""
+    if isinstance(source, SourceError):
+        raise source
+    if isinstance(source, np.ndarray):
+        return StillSource(to_bgr8(source), "array", "array")
+    if is_video_source(source):
+        return VideoSource(source if isinstance(source, int) else str(source), timeout)
     try:
-        while True:
-            if index % every:
-                if not capture.grab():
-                    break
-            else:
-                ok, image = capture.read()
-                if not ok or image is None:
-                    break
-                yield Frame(image, info.source, index, round(index / info.fps, 3))
-            index += 1
-    finally:
-        capture.release()
-    if info.frames and index < info.frames - 1 and index < 0.98 * info.frames:
-        yield SourceError(info.source, f"video ended at frame {index} of {info.frames} "
-                                       "(truncated or corrupt); results cover the frames read")
-    elif info.frames is not None and index == 0:
-        yield SourceError(info.source, "no frame could be decoded (corrupt or empty video)")
+        return StillSource(read_image(str(source)), str(source), "image")
+    except ImageError as error:
+        raise SourceError(source, str(error)) from None
 
 
-def probe_video(source: object) -> VideoInfo | None:
-    """A video source's :class:`VideoInfo` (fps, frame count), or None for images and for
-    sources that cannot be opened (reading them reports the error)."""
-    if not is_video_source(source):
-        return None
-    try:
-        capture, info = open_video(source)
-    except ValueError:
-        return None
-    capture.release()
-    return info
+__all__ = ["DEFAULT_TIMEOUT_S", "Frame", "IMAGE_SUFFIXES", "MAX_PIXELS", "OpenSource",
+           "SourceError", "SourceInfo", "VIDEO_SUFFIXES", "expand_sources", "is_live_source",
+           "is_video_source", "open_source", "read_image", "to_bgr8"]

@@ -10,7 +10,7 @@ import numpy as np
 
 from emotrace.data.labels import EMOTIONS
 from emotrace.inference.results import COLORS, Result
-from emotrace.utils import atomic_path, save_figure
+from emotrace.utils import atomic_path, new_figure, save_figure
 
 MAX_PLOTTED_TRACKS = 8
 MIN_PLOTTED_FRAMES = 3  # shorter tracks are detector blips; they stay in the JSON summary
@@ -64,17 +64,12 @@ class VideoTimeline:
 
     def plot(self, path: str | Path) -> Path:
         """One stacked-area panel per face (the longest tracks first): scores over time."""
-        import matplotlib
-
-        matplotlib.use("Agg")  # files only; no display needed
-        import matplotlib.pyplot as plt
-
         tracks = sorted(self.tracks.items(), key=lambda kv: -len(kv[1]))
         tracks = [t for t in tracks if len(t[1]) >= min(MIN_PLOTTED_FRAMES, self.frames)]
         tracks = tracks[:MAX_PLOTTED_TRACKS]
         rows = max(1, len(tracks))
-        figure, axes = plt.subplots(rows, 1, figsize=(10, 1.5 * rows + 0.6), sharex=True,
-                                    squeeze=False, layout="constrained")
+        figure = new_figure(figsize=(10, 1.5 * rows + 0.6), layout="constrained")
+        axes = figure.subplots(rows, 1, sharex=True, squeeze=False)
         colors = [tuple(c / 255 for c in COLORS[e][::-1]) for e in EMOTIONS]
         for ax, (track_id, samples) in zip(axes[:, 0], tracks):
             times = [t for t, _ in samples]

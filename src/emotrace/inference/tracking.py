@@ -8,6 +8,8 @@ from motpy import Detection as MotDetection
 from motpy import MultiObjectTracker
 from motpy.tracker import IOUAndFeatureMatchingFunction
 
+from emotrace.errors import ConfigError
+
 
 class _RecordingMatcher(IOUAndFeatureMatchingFunction):
     """motpy's matcher, remembering which tracker took which detection in the last step."""
@@ -56,7 +58,7 @@ class ScoreSmoother:
 
     def __init__(self, alpha: float) -> None:
         if not 0.0 <= alpha < 1.0:
-            raise ValueError(f"smoothing must be in [0, 1), got {alpha}")
+            raise ConfigError(f"smoothing must be in [0, 1), got {alpha}")
         self.alpha = alpha
         self.state: dict[int, np.ndarray] = {}
 

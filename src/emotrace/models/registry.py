@@ -9,6 +9,7 @@ import torch
 from torch import nn
 from torchvision import models as tvm
 
+from emotrace.errors import ConfigError
 from emotrace.models.heads import IMAGENET_MEAN, IMAGENET_STD, EmotionNet, Head, Preprocess
 from emotrace.models.weights import load_state_dict, resolve_weights
 
@@ -61,11 +62,11 @@ def _remap_by_order(state: State, net: nn.Module) -> State:
     the same tensors in the same order as timm's ``efficientnet_lite0`` (``blocks.S.N.conv_pw``)."""
     target = net.state_dict()
     if len(state) != len(target):
-        raise ValueError(f"weights file has {len(state)} tensors, the architecture {len(target)}")
+        raise ConfigError(f"weights file has {len(state)} tensors, the architecture {len(target)}")
     mapped = {}
     for (src_key, tensor), (key, wanted) in zip(state.items(), target.items()):
         if tensor.shape != wanted.shape:
-            raise ValueError(f"weights tensor {src_key} {tuple(tensor.shape)} does not fit "
+            raise ConfigError(f"weights tensor {src_key} {tuple(tensor.shape)} does not fit "
                              f"{key} {tuple(wanted.shape)}")
         mapped[key] = tensor
     return mapped
@@ -140,14 +141,14 @@ def create_model(name: str, pretrained: bool = True, num_classes: int = 7,
     ``plain_cnn`` has no pretrained weights and is always trained from scratch.
     """
     if name not in BACKBONES:
-        raise ValueError(f"unknown model {name!r}; available: {', '.join(list_models())}")
+        raise ConfigError(f"unknown model {name!r}; available: {', '.join(list_models())}")
     spec = BACKBONES[name]
     net = spec.build()
     if pretrained and name == "plain_cnn":
-        raise ValueError("plain_cnn has no pretrained weights; use pretrained=False")
+        raise ConfigError("plain_cnn has no pretrained weights; use pretrained=False")
     if spec.external:
         if not pretrained:
-            raise ValueError(f"{name} is a frozen pretrained descriptor computed outside torch; "
+            raise ConfigError(f"{name} is a frozen pretrained descriptor computed outside torch; "
                              "random init is not available (use pretrained=True)")
         backbone, blocks, width = spec.features(net)
         head = Head(width, num_classes, hidden=head_hidden, dropout=dropout,
@@ -159,7 +160,7 @@ def create_model(name: str, pretrained: bool = True, num_classes: int = 7,
         missing, unexpected = net.load_state_dict(state, strict=False)
         wanted = [k for k in missing if not k.startswith(("fc.", "classifier.", "AuxLogits."))]
         if wanted or len(unexpected) > len(state) // 2:
-            raise ValueError(f"weights file does not fit {name}: {len(wanted)} missing keys "
+            raise ConfigError(f"weights file does not fit {name}: {len(wanted)} missing keys "
                              f"(e.g. {wanted[:3]}), {len(unexpected)} unexpected")
     backbone, blocks, width = spec.features(net)
     head = Head(width, num_classes, hidden=head_hidden, dropout=dropout, batch_norm=batch_norm)

@@ -7,8 +7,10 @@ from pathlib import Path
 
 import torch
 
+from emotrace.errors import NotFoundError
 
-class WeightsNotFoundError(FileNotFoundError):
+
+class WeightsNotFoundError(NotFoundError):
     """Pretrained weights were asked for but the file is not on this machine."""
 
 

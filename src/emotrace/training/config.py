@@ -10,6 +10,7 @@ from typing import Any
 
 import yaml
 
+from emotrace.errors import ConfigError
 from emotrace.data.transforms import AugmentConfig
 
 
@@ -54,7 +55,7 @@ class TrainConfig:
             self.augment = AugmentConfig(**{k: tuple(v) if isinstance(v, list) else v
                                             for k, v in self.augment.items()})
         if self.freeze_epochs and self.scheduler == "onecycle":
-            raise ValueError("two-phase fine-tuning (freeze_epochs > 0) needs scheduler "
+            raise ConfigError("two-phase fine-tuning (freeze_epochs > 0) needs scheduler "
                              "plateau, cosine or none: one-cycle owns the learning rate")
 
     def to_dict(self) -> dict[str, Any]:
@@ -64,7 +65,7 @@ class TrainConfig:
         known = {f.name for f in dataclasses.fields(self)}
         unknown = set(changes) - known
         if unknown:
-            raise ValueError(f"unknown training option(s): {', '.join(sorted(unknown))}")
+            raise ConfigError(f"unknown training option(s): {', '.join(sorted(unknown))}")
         merged = self.to_dict() | changes
         if isinstance(changes.get("augment"), dict):
             merged["augment"] = self.to_dict()["augment"] | changes["augment"]
@@ -82,7 +83,7 @@ def load_config(preset_or_file: str, **overrides: Any) -> TrainConfig:
     if not path.is_file():
         path = Path(str(resources.files("emotrace.training") / "presets" / f"{preset_or_file}.yaml"))
     if not path.is_file():
-        raise ValueError(f"unknown preset {preset_or_file!r}: not a YAML file and not one of "
+        raise ConfigError(f"unknown preset {preset_or_file!r}: not a YAML file and not one of "
                          f"{', '.join(list_presets())}")
     values = yaml.safe_load(path.read_text()) or {}
     values.pop("description", None)

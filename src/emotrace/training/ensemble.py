@@ -4,8 +4,6 @@ that ships and predicts like any other (``emotrace ensemble RUN RUN ...``)."""
 from __future__ import annotations
 
 import datetime as dt
-import shlex
-import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -15,6 +13,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from emotrace.errors import ConfigError, NotFoundError
 from emotrace.evaluation.convergence import read_history
 from emotrace.training.export import card_io, export_onnx, write_card
 from emotrace.training.fit import load_module
@@ -27,7 +26,7 @@ def rank_weights(accuracies: Sequence[float]) -> np.ndarray:
     accuracies share their mean rank."""
     values = np.asarray(accuracies, dtype=float)
     if values.size == 0:
-        raise ValueError("an ensemble needs at least one member")
+        raise ConfigError("an ensemble needs at least one member")
     order = values.argsort(kind="stable")
     ranks = np.empty(len(values))
     ranks[order] = np.arange(1, len(values) + 1)
@@ -44,12 +43,12 @@ def ensemble_weights(scheme: str | Sequence[float], accuracies: Sequence[float])
             return rank_weights(accuracies)
         if scheme == "equal":
             return np.full(len(accuracies), 1.0 / len(accuracies))
-        raise ValueError(f"unknown weighting {scheme!r}; use rank, equal or a list of numbers")
+        raise ConfigError(f"unknown weighting {scheme!r}; use rank, equal or a list of numbers")
     weights = np.asarray(scheme, dtype=float)
     if len(weights) != len(accuracies):
-        raise ValueError(f"{len(weights)} weights given for {len(accuracies)} members")
+        raise ConfigError(f"{len(weights)} weights given for {len(accuracies)} members")
     if (weights < 0).any() or weights.sum() <= 0:
-        raise ValueError("ensemble weights must be non-negative and not all zero")
+        raise ConfigError("ensemble weights must be non-negative and not all zero")
     return weights / weights.sum()
 
 
@@ -79,26 +78,26 @@ def member_accuracy(run_dir: Path) -> float:
     """The run's best validation accuracy (the one its best checkpoint was chosen on)."""
     history = Path(run_dir) / "history.csv"
     if not history.exists():
-        raise FileNotFoundError(f"{history} not found: {run_dir} is not a finished training run")
+        raise NotFoundError(f"{history} not found: {run_dir} is not a finished training run")
     return max(row["val_acc"] for row in read_history(history))
 
 
 def build_ensemble(runs: Sequence[str | Path], out: str | Path,
                    weights: str | Sequence[float] = "rank", name: str | None = None,
-                   evaluate_splits: Sequence[str] = ("val",)) -> Path:
+                   evaluate_splits: Sequence[str] = ("val",), command: str | None = None) -> Path:
     """Export the ensemble of ``runs`` (training run folders) to ``out`` (.onnx) with its card:
     members, their validation accuracies and weights, and the ensemble's metrics on
     ``evaluate_splits`` measured on the exported file."""
     run_dirs = [Path(r) for r in runs]
     if len(run_dirs) < 2:
-        raise ValueError("an ensemble needs at least two trained runs")
+        raise ConfigError("an ensemble needs at least two trained runs")
     modules = [load_module(d / "best.ckpt") for d in run_dirs]
     configs = [m.config for m in modules]
     if any(c.model == "dlib_resnet" for c in configs):
-        raise ValueError("dlib_resnet runs take dlib descriptors, not faces: they cannot join an "
+        raise ConfigError("dlib_resnet runs take dlib descriptors, not faces: they cannot join an "
                          "exported ensemble")
     if len({c.scaling for c in configs}) > 1:
-        raise ValueError("members use different input scaling (fixed / minmax); ensemble runs "
+        raise ConfigError("members use different input scaling (fixed / minmax); ensemble runs "
                          "trained with the same scaling")
     accuracies = [member_accuracy(d) for d in run_dirs]
     w = ensemble_weights(weights, accuracies)
@@ -121,7 +120,7 @@ def build_ensemble(runs: Sequence[str | Path], out: str | Path,
                         for d, c, a, x in zip(run_dirs, configs, accuracies, w)],
         },
         "exported": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-        "export_command": "emotrace " + shlex.join(sys.argv[1:]) if sys.argv[1:] else None,
+        "export_command": command,
         "metrics": {},
     }
     return write_card(out, card, configs[0].data, evaluate_splits)

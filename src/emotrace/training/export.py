@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import shlex
-import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -13,6 +11,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from emotrace.errors import NotFoundError
 from emotrace.data.labels import EMOTIONS
 from emotrace.evaluation.convergence import read_history
 from emotrace.training.fit import load_module
@@ -56,8 +55,9 @@ def export_onnx(net: nn.Module, path: str | Path, image_size: int, flip_average:
 
 
 def _check_export(path: Path, wrapper: nn.Module, example: torch.Tensor) -> None:
-    import onnxruntime as ort
+    from emotrace.inference.classifier import onnxruntime
 
+    ort = onnxruntime()
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     got = session.run(None, {"faces": example.numpy()})[0]
     expected = wrapper(example).numpy()
@@ -114,15 +114,17 @@ def write_card(model: Path, card: dict[str, Any], data: str,
 
 
 def export_run(run_dir: str | Path, out: str | Path | None = None, flip_average: bool = False,
-               evaluate_splits: tuple[str, ...] = ("val",), name: str | None = None) -> Path:
+               evaluate_splits: tuple[str, ...] = ("val",), name: str | None = None,
+               command: str | None = None) -> Path:
     """Export ``run_dir/best.ckpt`` to ``out`` (default ``run_dir/model.onnx``) and write its card
     (``out`` with ``.json``): recipe, data, training time and the metrics of ``evaluate_splits``
     measured on the exported file itself. ``flip_average`` bakes mirror-image averaging in
-    (slightly more accurate, twice the compute per face)."""
+    (slightly more accurate, twice the compute per face). ``command``: the command line to record
+    in the card."""
     run_dir = Path(run_dir)
     checkpoint = run_dir / "best.ckpt"
     if not checkpoint.exists():
-        raise FileNotFoundError(f"{checkpoint} not found: train a model into {run_dir} first")
+        raise NotFoundError(f"{checkpoint} not found: train a model into {run_dir} first")
     module = load_module(checkpoint)
     config = module.config
     out = Path(out) if out else run_dir / "model.onnx"
@@ -138,7 +140,7 @@ def export_run(run_dir: str | Path, out: str | Path | None = None, flip_average:
         "data": config.data,
         "recipe": config.to_dict(),
         "exported": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-        "export_command": "emotrace " + shlex.join(sys.argv[1:]) if sys.argv[1:] else None,
+        "export_command": command,
         **summary,
         **_parent_summary(config.init_from, summary),
         "metrics": {},

@@ -12,6 +12,7 @@ from lightning.pytorch.callbacks import (EarlyStopping, LearningRateMonitor, Mod
                                          TQDMProgressBar)
 from lightning.pytorch.loggers import CSVLogger
 
+from emotrace.errors import ConfigError
 from emotrace.data.module import FERDataModule
 from emotrace.models import BACKBONES
 from emotrace.training.callbacks import HistoryWriter, TwoPhaseFinetuning
@@ -52,10 +53,10 @@ def train(config: TrainConfig, run_dir: str | Path, resume: bool = True,
         previous = yaml.safe_load(saved.read_text())
         current = yaml.safe_load(yaml.safe_dump(config.to_dict()))  # tuples -> lists, as saved
         if _without_epochs(previous) != _without_epochs(current):
-            raise ValueError(f"{run_dir} holds a run with a different config; use another --out "
+            raise ConfigError(f"{run_dir} holds a run with a different config; use another --out "
                              "or --no-resume to start over")
         if previous["epochs"] != config.epochs and config.scheduler == "onecycle":
-            raise ValueError(f"{run_dir}: a one-cycle schedule cannot change its length on resume "
+            raise ConfigError(f"{run_dir}: a one-cycle schedule cannot change its length on resume "
                              f"({previous['epochs']} -> {config.epochs} epochs); keep "
                              f"--epochs {previous['epochs']} or start over with --no-resume")
     saved.write_text(yaml.safe_dump(config.to_dict(), sort_keys=False))

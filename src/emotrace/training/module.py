@@ -9,6 +9,7 @@ import lightning as L
 import torch
 from torch import nn
 
+from emotrace.errors import ConfigError, NotFoundError
 from emotrace.models import create_model
 from emotrace.training.config import TrainConfig
 
@@ -18,7 +19,7 @@ def read_checkpoint(path: str | Path, role: str = "checkpoint") -> dict[str, Any
     try:
         return torch.load(path, map_location="cpu", weights_only=False)
     except FileNotFoundError:
-        raise FileNotFoundError(f"{role} not found: {path}") from None
+        raise NotFoundError(f"{role} not found: {path}") from None
 
 
 def network_weights(checkpoint: dict[str, Any]) -> dict[str, torch.Tensor]:
@@ -85,7 +86,7 @@ class EmotionModule(L.LightningModule):
             optimizer = torch.optim.SGD(params, lr=c.lr, momentum=c.momentum,
                                         weight_decay=c.weight_decay, nesterov=True)
         else:
-            raise ValueError(f"unknown optimizer {c.optimizer!r}; use adam, adamw or sgd")
+            raise ConfigError(f"unknown optimizer {c.optimizer!r}; use adam, adamw or sgd")
         if c.scheduler == "none":
             return optimizer
         if c.scheduler == "onecycle":
@@ -102,4 +103,4 @@ class EmotionModule(L.LightningModule):
                 optimizer, mode="max", factor=0.5, patience=c.plateau_patience)
             return {"optimizer": optimizer,
                     "lr_scheduler": {"scheduler": scheduler, "monitor": "val_acc"}}
-        raise ValueError(f"unknown scheduler {c.scheduler!r}; use onecycle, cosine, plateau or none")
+        raise ConfigError(f"unknown scheduler {c.scheduler!r}; use onecycle, cosine, plateau or none")

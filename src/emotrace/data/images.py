@@ -1,0 +1,108 @@
+"""Reading image files safely: size checked before decoding, EXIF orientation applied, any
+grey / colour / alpha / 16-bit image turned into 8-bit BGR. Shared by recognition and by every
+dataset reader."""
+
+from __future__ import annotations
+
+import os
+import warnings
+from pathlib import Path
+
+import cv2
+import numpy as np
+from PIL import Image, UnidentifiedImageError
+
+#: Images with more pixels are refused before they are decoded. 150 MP covers a 12000x12000
+#: scan (144 MP) and keeps the peak memory of one image under 1 GB (3 bytes a pixel decoded).
+MAX_PIXELS = 150_000_000
+_ORIENTATION_TAG = 0x0112
+
+
+class ImageError(ValueError):
+    """An image file that cannot be used; the message says why (the caller names the file)."""
+
+
+def image_header(path: str | os.PathLike) -> tuple[int, int, int]:
+    """``(width, height, exif_orientation)`` from the file's header, without decoding pixels."""
+    file = Path(path)
+    if not file.is_file():
+        raise ImageError("file not found")
+    if file.stat().st_size == 0:
+        raise ImageError("empty file (0 bytes)")
+    try:
+        with warnings.catch_warnings():  # our limit, checked next, gives the clear message
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(file) as header:
+                width, height = header.size
+                orientation = _orientation(header)
+    except Image.DecompressionBombError:  # Pillow's hard limit (2x its default) is above ours
+        raise ImageError(f"image too large (over {2 * Image.MAX_IMAGE_PIXELS / 1e6:.0f} MP; "
+                         f"the limit is {MAX_PIXELS / 1e6:.0f} MP): downscale it first") from None
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError):
+        raise ImageError("not a readable image (corrupt, truncated or not an image file)") from None
+    return width, height, orientation
+
+
+def _orientation(header: Image.Image) -> int:
+    try:
+        value = int(header.getexif().get(_ORIENTATION_TAG, 1))
+    except Exception:  # a damaged EXIF block must not make the picture unreadable
+        return 1
+    return value if 1 <= value <= 8 else 1
+
+
+def check_pixels(width: int, height: int, limit: int = MAX_PIXELS) -> None:
+    if width * height > limit:
+        raise ImageError(f"image too large ({width}x{height} = {width * height / 1e6:.0f} MP; "
+                         f"the limit is {limit / 1e6:.0f} MP): downscale it first")
+
+
+def read_image(path: str | os.PathLike, max_pixels: int = MAX_PIXELS) -> np.ndarray:
+    """Decode an image file to BGR uint8, upright as a photo viewer shows it.
+
+    The pixel count is checked from the header before any decoding (a 2 MB PNG can claim
+    30000x30000). Raises :class:`ImageError` when the file cannot be used.
+    """
+    width, height, orientation = image_header(path)
+    check_pixels(width, height, max_pixels)
+    image = cv2.imdecode(np.fromfile(str(path), np.uint8), cv2.IMREAD_UNCHANGED)
+    if image is None:
+        raise ImageError("not a readable image (corrupt, truncated or not an image file)")
+    return apply_orientation(to_bgr8(image), orientation)
+
+
+def apply_orientation(image: np.ndarray, orientation: int) -> np.ndarray:
+    """Turn an image stored with EXIF orientation 1-8 upright."""
+    if orientation in (5, 6, 7, 8):
+        image = cv2.rotate(image, cv2.ROTATE_90_CLOCKWISE if orientation in (5, 6)
+                           else cv2.ROTATE_90_COUNTERCLOCKWISE)
+        return cv2.flip(image, 1) if orientation in (5, 7) else image
+    if orientation == 2:
+        return cv2.flip(image, 1)
+    if orientation == 3:
+        return cv2.rotate(image, cv2.ROTATE_180)
+    if orientation == 4:
+        return cv2.flip(image, 0)
+    return image
+
+
+def to_bgr8(image: np.ndarray) -> np.ndarray:
+    """Any grey / BGR / BGRA image of uint8, uint16 or float to 3-channel BGR uint8."""
+    if image.dtype == np.uint16:
+        image = (image / 257).astype(np.uint8)
+    elif image.dtype != np.uint8:
+        scale = 255.0 if image.max(initial=0) <= 1.0 else 1.0
+        image = np.clip(image * scale, 0, 255).astype(np.uint8)
+    if image.ndim == 2:
+        return cv2.cvtColor(image, cv2.COLOR_GRAY2BGR)
+    if image.shape[2] == 4:
+        return cv2.cvtColor(image, cv2.COLOR_BGRA2BGR)
+    if image.shape[2] == 1:
+        return cv2.cvtColor(image[:, :, 0], cv2.COLOR_GRAY2BGR)
+    return image
+
+
+def read_gray(path: str | os.PathLike, max_pixels: int = MAX_PIXELS) -> np.ndarray:
+    """Like :func:`read_image`, as one grey channel (what the emotion models take)."""
+    image = read_image(path, max_pixels)
+    return cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)
