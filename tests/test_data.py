@@ -3,12 +3,10 @@ import csv
 import cv2
 import numpy as np
 import pytest
-import torch
 
 from conftest import CLASSES, FER
 from emotrace.data import (DatasetError, UnknownEmotionError, emotion_index, load_dataset,
                            select_split, split_dataset)
-from emotrace.data.transforms import AugmentConfig, eval_transform, train_transform
 
 
 @pytest.mark.parametrize("name, code", [("angry", 0), ("Happy", 3), ("surprised", 5),
@@ -69,10 +67,18 @@ def test_unknown_class_folder_is_named_in_the_error(tmp_path):
         load_dataset(tmp_path, cache=False)
 
 
-def test_corrupt_image_is_named_in_the_error(tmp_path):
+def test_corrupt_image_is_skipped_and_named_or_fails_when_strict(tmp_path):
     (tmp_path / "happy").mkdir()
     (tmp_path / "happy" / "broken.jpg").write_bytes(b"not a jpeg at all")
+    cv2.imwrite(str(tmp_path / "happy" / "good.png"), np.full((48, 48), 128, np.uint8))
+    faces = load_dataset(tmp_path, cache=False)
+    assert len(faces) == 1 and faces.sources == [str(tmp_path / "happy" / "good.png")]
+    assert [(f.endswith("broken.jpg"), "not a readable image" in r) for f, r, _ in faces.skipped] \
+        == [(True, True)]
     with pytest.raises(DatasetError, match="broken.jpg.*not a readable image"):
+        load_dataset(tmp_path, cache=False, strict=True)
+    (tmp_path / "happy" / "good.png").unlink()
+    with pytest.raises(DatasetError, match="none of its 1 images could be read"):
         load_dataset(tmp_path, cache=False)
 
 
@@ -105,6 +111,9 @@ def test_stratified_split_is_70_10_20_per_class_and_seeded():
 
 
 def test_eval_transform_resizes_and_scales():
+    torch = pytest.importorskip("torch")
+    from emotrace.data.transforms import eval_transform
+
     image = torch.arange(48 * 48, dtype=torch.int64).remainder(256).to(torch.uint8).view(1, 48, 48)
     out = eval_transform(96)(image)
     assert out.shape == (1, 96, 96) and out.dtype == torch.float32
@@ -116,6 +125,9 @@ def test_eval_transform_resizes_and_scales():
 
 
 def test_train_transform_augments_but_keeps_shape():
+    torch = pytest.importorskip("torch")
+    from emotrace.data.transforms import AugmentConfig, eval_transform, train_transform
+
     torch.manual_seed(0)
     image = torch.from_numpy(load_dataset(FER).images[0]).unsqueeze(0)
     transform = train_transform(64, AugmentConfig(rotation=45, shift=0.2, erasing=1.0))

@@ -6,7 +6,9 @@ import sys
 
 import numpy as np
 import pytest
-import torch
+
+torch = pytest.importorskip("torch", reason="needs the train extra")  # the plain install skips
+
 from PIL import Image
 
 from conftest import TESTDATA

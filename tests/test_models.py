@@ -1,5 +1,6 @@
 import pytest
-import torch
+
+torch = pytest.importorskip("torch", reason="needs the train extra")  # the plain install skips
 
 from conftest import WEIGHTS
 from emotrace.models import WeightsNotFoundError, create_model, list_models

@@ -3,7 +3,8 @@ import json
 import numpy as np
 import onnxruntime as ort
 import pytest
-import torch
+
+torch = pytest.importorskip("torch", reason="needs the train extra")  # the plain install skips
 
 from emotrace.evaluation import read_history
 from emotrace.training import export_run, load_config, load_module, train

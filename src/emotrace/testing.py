@@ -27,3 +27,66 @@ def write_panning_video(photo: str | Path, path: str | Path, frames: int = 30,
         writer.write(np.ascontiguousarray(canvas[:height, x:x + width]))
     writer.release()
     return Path(path)
+
+
+def write_png_bomb(path: str | Path, side: int = 30000) -> Path:
+    """A valid grey PNG of ``side`` x ``side`` black pixels that is tiny on disk (a decompression
+    bomb: 30000 px decodes to 900 MB). Written row by row, never held in memory."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return (struct.pack(">I", len(data)) + kind + data
+                + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF))
+
+    compressor, row, parts = zlib.compressobj(9), b"\0" * (side + 1), []
+    for _ in range(side):
+        parts.append(compressor.compress(row))
+    parts.append(compressor.flush())
+    header = struct.pack(">IIBBBBB", side, side, 8, 0, 0, 0, 0)  # 8-bit greyscale
+    Path(path).write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header)
+                           + chunk(b"IDAT", b"".join(parts)) + chunk(b"IEND", b""))
+    return Path(path)
+
+
+class FileServer:
+    """A plain HTTP server for a folder on 127.0.0.1 (no range requests, like many simple
+    servers). Paths starting with ``stall-`` send 40% of the file, then stall for ``stall_s``.
+    Use as a context manager; :meth:`url` gives a file's address."""
+
+    def __init__(self, folder: str | Path, stall_s: float = 30.0) -> None:
+        import functools
+        import http.server
+        import threading
+        import time
+
+        class Handler(http.server.SimpleHTTPRequestHandler):
+            def copyfile(self, source, target):
+                if "/stall-" not in self.path:
+                    return super().copyfile(source, target)
+                data = source.read()
+                target.write(data[: int(len(data) * 0.4)])
+                target.flush()
+                time.sleep(stall_s)
+
+            def translate_path(self, path):
+                return super().translate_path(path.replace("/stall-", "/"))
+
+            def log_message(self, *args):
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(
+            ("127.0.0.1", 0), functools.partial(Handler, directory=str(folder)))
+        self.server.daemon_threads = True
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    def url(self, name: str) -> str:
+        return f"http://127.0.0.1:{self.server.server_address[1]}/{name}"
+
+    def __enter__(self) -> FileServer:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.server.shutdown()
+        self.server.server_close()

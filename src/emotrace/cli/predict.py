@@ -138,10 +138,14 @@ def predict(args: argparse.Namespace) -> int:
     except OutputError as error:
         if console is None:
             raise  # an output path checked before any work: a usage error (exit 2)
-        print(f"emotrace predict: error: {error}; the other outputs keep what was "
-              "processed", file=sys.stderr)
+        for failure in [error, *(sink.failed for sink in outputs if sink.failed)]:
+            print(f"emotrace predict: error: {failure}", file=sys.stderr)
+        print(console.summary(_written(outputs)), file=sys.stderr)
         return EXIT_FAILED
-    written = [str(path) for sink in outputs for path in sink.written]
     if not args.json:
-        print(console.summary(written), file=sys.stderr)
+        print(console.summary(_written(outputs)), file=sys.stderr)
     return EXIT_FAILED if console.failed else EXIT_OK
+
+
+def _written(sinks: list[Sink]) -> list[str]:
+    return [str(path) for sink in sinks for path in sink.written]

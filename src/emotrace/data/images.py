@@ -5,6 +5,7 @@ dataset reader."""
 from __future__ import annotations
 
 import os
+import re
 import warnings
 from pathlib import Path
 
@@ -12,9 +13,10 @@ import cv2
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-#: Images with more pixels are refused before they are decoded. 150 MP covers a 12000x12000
-#: scan (144 MP) and keeps the peak memory of one image under 1 GB (3 bytes a pixel decoded).
-MAX_PIXELS = 150_000_000
+#: Images with more pixels are refused before they are decoded. OpenCV's JPEG decoder peaks at
+#: about 6 bytes a pixel and an annotated copy takes 3 more: 100 MP (10000x10000) keeps one
+#: image, annotated, under 1 GB of memory in all (measured: benchmarks/README, hardening notes).
+MAX_PIXELS = 100_000_000
 _ORIENTATION_TAG = 0x0112
 
 
@@ -35,9 +37,11 @@ def image_header(path: str | os.PathLike) -> tuple[int, int, int]:
             with Image.open(file) as header:
                 width, height = header.size
                 orientation = _orientation(header)
-    except Image.DecompressionBombError:  # Pillow's hard limit (2x its default) is above ours
-        raise ImageError(f"image too large (over {2 * Image.MAX_IMAGE_PIXELS / 1e6:.0f} MP; "
-                         f"the limit is {MAX_PIXELS / 1e6:.0f} MP): downscale it first") from None
+    except Image.DecompressionBombError as error:  # Pillow's hard limit is above ours
+        claimed = re.search(r"\((\d+) pixels\)", str(error))
+        size = f"{int(claimed[1]) / 1e6:.0f} MP" if claimed else "too many pixels"
+        raise ImageError(f"image too large ({size}; the limit is {MAX_PIXELS / 1e6:.0f} MP): "
+                         "downscale it first") from None
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError):
         raise ImageError("not a readable image (corrupt, truncated or not an image file)") from None
     return width, height, orientation

@@ -107,12 +107,11 @@ class Recognizer:
         """The faces of a BGR image at least ``min_face`` wide, and their grey crops framed and
         sized as the classifier expects. With the whole-image detector the image is classified
         exactly as given (resized, no framing)."""
-        gray = cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)
         if self.whole_image:
-            return self.detector.detect(image), [gray]
+            return self.detector.detect(image), [cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)]
         detections = [d for d in self.detector.detect(image)
                       if min(d.box[2], d.box[3]) >= max(self.min_face, 1)]
-        return detections, [self.framing.crop(gray, d.box, self.classifier.size)
+        return detections, [self.framing.crop(image, d.box, self.classifier.size)
                             for d in detections]
 
     # -- any source ---------------------------------------------------------------------------

@@ -37,6 +37,8 @@ class Sink:
 
     def __init__(self) -> None:
         self.written: list[Path] = []
+        #: set when closing after another output failed did not work either
+        self.failed: OutputError | None = None
 
     def start(self, info: SourceInfo) -> None:
         """A source was opened (its kind, fps, frame count and size are in ``info``)."""
@@ -60,10 +62,11 @@ class Sink:
         if exc_type is None or issubclass(exc_type, (KeyboardInterrupt, OutputError)):
             try:
                 self.close()
-            except OutputError:
+            except OutputError as error:
                 self.abort()
                 if exc_type is None:
                     raise
+                self.failed = error
         else:
             self.abort()
 

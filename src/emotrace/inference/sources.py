@@ -84,12 +84,18 @@ def is_video_source(source: object) -> bool:
     return isinstance(source, (str, os.PathLike)) and Path(source).suffix.lower() in VIDEO_SUFFIXES
 
 
-def expand_sources(sources: object | Iterable[object]) -> list[object]:
+class ExpandedSources(list):
+    """The result of :func:`expand_sources`; expanding it again returns it unchanged."""
+
+
+def expand_sources(sources: object | Iterable[object]) -> ExpandedSources:
     """One source or a list of them -> a flat list: folders (recursively, sorted) and globs become
     their image/video files; a folder or glob with no usable file becomes a :class:`SourceError`;
     paths, URLs, camera indices and arrays pass through."""
+    if isinstance(sources, ExpandedSources):
+        return sources
     single = isinstance(sources, (str, os.PathLike, int, np.ndarray))
-    expanded: list[object] = []
+    expanded = ExpandedSources()
     for source in [sources] if single else sources:
         if isinstance(source, (np.ndarray, int)):
             expanded.append(source)
@@ -175,8 +181,10 @@ class VideoSource(OpenSource):
             raise SourceError(info.source, f"the stream stalled after frame {count}: no frame "
                                            f"for {self.timeout:g} s; results cover the frames read")
         if info.frames and count < info.frames - 1 and count < 0.98 * info.frames:
+            why = ("the stream stalled or was cut off" if info.kind == "stream"
+                   else "truncated or corrupt")
             raise SourceError(info.source, f"video ended at frame {count} of {info.frames} "
-                                           "(truncated or corrupt); results cover the frames read")
+                                           f"({why}); results cover the frames read")
 
     def close(self) -> None:
         self.capture.release()
@@ -231,6 +239,6 @@ def open_source(source: object, timeout: float = DEFAULT_TIMEOUT_S) -> OpenSourc
         raise SourceError(source, str(error)) from None
 
 
-__all__ = ["DEFAULT_TIMEOUT_S", "Frame", "IMAGE_SUFFIXES", "MAX_PIXELS", "OpenSource",
+__all__ = ["DEFAULT_TIMEOUT_S", "ExpandedSources", "Frame", "IMAGE_SUFFIXES", "MAX_PIXELS", "OpenSource",
            "SourceError", "SourceInfo", "VIDEO_SUFFIXES", "expand_sources", "is_live_source",
            "is_video_source", "open_source", "read_image", "to_bgr8"]

@@ -1,0 +1,317 @@
+"""The failures found by trying emotrace as a hostile tester would: each must fail loudly, name
+its input, keep every output file whole, and never hang or crash."""
+
+import csv
+import json
+import os
+import resource
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+from PIL import Image
+
+from conftest import FER, TESTDATA
+from emotrace import Recognizer
+from emotrace.data import load_dataset
+from emotrace.testing import FileServer, write_panning_video, write_png_bomb
+from test_bad_input import emotrace
+
+CLI = [sys.executable, "-m", "emotrace.cli.main"]
+
+
+def partial_files(folder: Path) -> list[Path]:
+    return list(folder.rglob(".*partial*"))
+
+
+@pytest.fixture(scope="module")
+def bomb(tmp_path_factory) -> Path:
+    return write_png_bomb(tmp_path_factory.mktemp("bomb") / "bomb.png", side=30000)
+
+
+def run_measured(*args, timeout: float = 120) -> tuple[int, str, str, float]:
+    """Run the CLI; return code, stdout, stderr and the child's own peak RSS in MB."""
+    with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
+        process = subprocess.Popen([*CLI, *map(str, args)], stdout=out, stderr=err, text=True)
+        deadline = time.time() + timeout
+        while True:
+            pid, status, usage = os.wait4(process.pid, os.WNOHANG)
+            if pid:
+                break
+            if time.time() > deadline:
+                process.kill()
+                raise TimeoutError(args)
+            time.sleep(0.05)
+        process.returncode = os.waitstatus_to_exitcode(status)
+        out.seek(0)
+        err.seek(0)
+        return process.returncode, out.read(), err.read(), usage.ru_maxrss / 1024
+
+
+# 1. decompression bombs -------------------------------------------------------------------------
+def test_decompression_bomb_is_refused_by_name_and_the_batch_goes_on(bomb):
+    assert bomb.stat().st_size < 3_000_000
+    code, stdout, stderr, peak_mb = run_measured("predict", bomb, TESTDATA / "face.jpg", "--json")
+    assert code == 1 and "Traceback" not in stderr
+    assert f"{bomb}: image too large (900 MP; the limit is 100 MP)" in stderr
+    lines = [json.loads(line) for line in stdout.splitlines()]
+    assert [len(line["faces"]) for line in lines] == [0, 4] and "error" in lines[0]
+    assert peak_mb < 500  # refused from its header: the decoded bomb would take 900 MB+
+
+
+def test_dataset_readers_refuse_bombs_too(bomb, tmp_path):
+    (tmp_path / "happy").mkdir()
+    shutil.copy(bomb, tmp_path / "happy" / "bomb.png")
+    for file in sorted((FER / "test" / "happy").glob("PrivateTest_*.jpg"))[:3]:
+        shutil.copy(file, tmp_path / "happy" / file.name)
+    faces = load_dataset(tmp_path, cache=False)
+    assert len(faces) == 3
+    assert [(Path(f).name, "image too large" in r) for f, r, _ in faces.skipped] == [
+        ("bomb.png", True)]
+
+
+def test_image_at_the_pixel_limit_is_processed_under_1_gb(tmp_path):
+    canvas = np.zeros((10000, 10000, 3), np.uint8)
+    photo = cv2.resize(cv2.imread(str(TESTDATA / "face.jpg")), None, fx=8, fy=8)
+    canvas[: photo.shape[0], : photo.shape[1]] = photo
+    cv2.imwrite(str(tmp_path / "big.jpg"), canvas)
+    del canvas, photo
+    code, stdout, stderr, peak_mb = run_measured("predict", tmp_path / "big.jpg", "--json",
+                                                 "--save", tmp_path / "out")
+    assert code == 0, stderr
+    assert len(json.loads(stdout)["faces"]) == 4
+    assert (tmp_path / "out" / "big.jpg").stat().st_size > 0
+    assert peak_mb < 1000
+
+
+# 2. EXIF orientation ----------------------------------------------------------------------------
+def test_exif_orientation_is_applied_and_boxes_refer_to_the_upright_photo(tmp_path):
+    upright = Image.open(TESTDATA / "face.jpg")
+    stored = upright.transpose(Image.Transpose.ROTATE_90)  # stored sideways (90 deg CCW) ...
+    exif = Image.Exif()
+    exif[0x0112] = 6  # ... with the tag that tells viewers to turn it 90 deg clockwise
+    stored.save(tmp_path / "phone.jpg", exif=exif, quality=95)
+    recognizer = Recognizer()
+    reference = recognizer.predict(TESTDATA / "face.jpg")[0]
+    result = recognizer.predict(tmp_path / "phone.jpg")[0]
+    assert result.image.shape == reference.image.shape
+    assert len(result.faces) == len(reference.faces) == 4
+    for a, b in zip(sorted(f.box for f in result.faces), sorted(f.box for f in reference.faces)):
+        assert np.abs(np.array(a) - np.array(b)).max() <= 4
+
+
+# 3. empty folders and globs ---------------------------------------------------------------------
+def test_empty_folder_and_unmatched_glob_give_one_plain_message(tmp_path):
+    (tmp_path / "empty").mkdir()
+    pattern = str(tmp_path / "*.nothing")
+    run = emotrace("predict", tmp_path / "empty", pattern, "--json")
+    assert run.returncode == 1
+    lines = [json.loads(line) for line in run.stdout.splitlines()]
+    assert [line["source"] for line in lines] == [str(tmp_path / "empty"), pattern]
+    assert lines[0]["error"] == "folder has no image or video files"
+    assert lines[1]["error"] == "no file matches this pattern"
+    assert "SourceError" not in run.stdout + run.stderr
+    assert f"emotrace predict: {tmp_path / 'empty'}: folder has no image or video files" in run.stderr
+
+
+# 4. streams that fail -----------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def served(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("served")
+    clip = write_panning_video(TESTDATA / "face.jpg", folder / "clip.mp4", frames=90)
+    capture, writer = cv2.VideoCapture(str(clip)), None
+    writer = cv2.VideoWriter(str(folder / "clip.avi"), cv2.VideoWriter_fourcc(*"MJPG"), 30,
+                             (640, 480))
+    while True:
+        ok, frame = capture.read()
+        if not ok:
+            break
+        writer.write(frame)
+    writer.release()
+    with FileServer(folder, stall_s=30) as server:
+        yield server
+
+
+def test_mp4_without_range_requests_fails_loudly(served, tmp_path):
+    url = served.url("clip.mp4")  # index at the end, and the server cannot seek
+    run = emotrace("predict", url, "--csv", tmp_path / "out.csv", timeout=60)
+    assert run.returncode == 1
+    assert f"{url}: " in run.stderr and ("no frame" in run.stderr or "cannot open" in run.stderr)
+
+
+def test_streamed_video_works_and_a_stalled_one_is_reported(served, tmp_path):
+    good = emotrace("predict", served.url("clip.avi"), "--csv", tmp_path / "good.csv", timeout=60)
+    assert good.returncode == 0, good.stderr
+    assert "90 image(s)/frame(s) processed" in good.stderr
+    url = served.url("stall-clip.avi")
+    started = time.time()
+    stalled = emotrace("predict", url, "--timeout", "2", "--csv", tmp_path / "stalled.csv",
+                       timeout=60)
+    assert time.time() - started < 25  # the 30-s stall is cut by the 2-s read timeout
+    assert stalled.returncode == 1
+    assert f"{url}: " in stalled.stderr and "of 90" in stalled.stderr
+    rows = (tmp_path / "stalled.csv").read_text().splitlines()
+    assert len(rows) > 10  # what came before the stall is kept
+
+
+# 5. evaluate skips unreadable images ------------------------------------------------------------
+def test_evaluate_skips_and_reports_unreadable_images(bomb, tmp_path):
+    for name in ("happy", "sad"):
+        (tmp_path / name).mkdir()
+        for file in sorted((FER / "test" / name).glob("PrivateTest_*.jpg"))[:5]:
+            shutil.copy(file, tmp_path / name / file.name)
+    (tmp_path / "happy" / "broken.jpg").write_bytes(b"\xff\xd8 not a jpeg")
+    shutil.copy(bomb, tmp_path / "sad" / "bomb.png")
+    run = emotrace("evaluate", "--data", tmp_path, "--json")
+    assert run.returncode == 1, run.stderr
+    result = json.loads(run.stdout)
+    assert result["n"] == 10 and result["skipped"] == 2
+    assert sorted(Path(s["file"]).name for s in result["skipped_files"]) == ["bomb.png",
+                                                                             "broken.jpg"]
+    assert "skipped 2 unreadable image(s)" in run.stderr and "broken.jpg" in run.stderr
+    strict = emotrace("evaluate", "--data", tmp_path, "--strict")
+    assert strict.returncode == 2 and "broken.jpg" in strict.stderr
+    assert "Traceback" not in run.stderr + strict.stderr
+
+
+# 6, 7. output paths checked before any work ----------------------------------------------------
+def test_unwritable_outputs_are_refused_before_any_work(tmp_path):
+    a_file = tmp_path / "plain.txt"
+    a_file.write_text("x")
+    save_under_file = emotrace("predict", TESTDATA / "face.jpg", "--save", a_file / "out")
+    assert save_under_file.returncode == 2
+    assert f"{a_file / 'out'}" in save_under_file.stderr
+    (tmp_path / "taken").mkdir()
+    csv_is_dir = emotrace("predict", TESTDATA / "face.jpg", "--csv", tmp_path / "taken")
+    assert csv_is_dir.returncode == 2 and "names a folder" in csv_is_dir.stderr
+    for run in (save_under_file, csv_is_dir):
+        assert "face(s)" not in run.stdout  # nothing was processed
+        assert "Traceback" not in run.stderr and "internal error" not in run.stderr
+    assert not partial_files(tmp_path)
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root writes into read-only folders")
+def test_read_only_save_folder_is_refused(tmp_path):
+    (tmp_path / "ro").mkdir()
+    (tmp_path / "ro").chmod(0o555)
+    run = emotrace("predict", TESTDATA / "face.jpg", "--save", tmp_path / "ro")
+    assert run.returncode == 2 and "cannot write into this folder" in run.stderr
+
+
+# 8, 9. Ctrl-C early, SIGTERM mid-video ------------------------------------------------------------
+@pytest.mark.parametrize("delay", [0.05, 0.3, 0.8])
+def test_ctrl_c_at_start_prints_no_traceback(delay):
+    process = subprocess.Popen([*CLI, "predict", str(TESTDATA / "face.jpg")], text=True,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                               preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    time.sleep(delay)
+    process.send_signal(signal.SIGINT)
+    _, stderr = process.communicate(timeout=60)
+    assert "Traceback" not in stderr and "KeyboardInterrupt" not in stderr
+    assert process.returncode in (0, 130)
+
+
+@pytest.fixture(scope="module")
+def long_video(tmp_path_factory) -> Path:
+    return write_panning_video(TESTDATA / "face.jpg", tmp_path_factory.mktemp("long") / "long.mp4",
+                               frames=1200, step=0)
+
+
+def _wait_for_rows(folder: Path, stem: str, timeout: float = 60) -> None:
+    deadline = time.time() + timeout
+    while time.time() < deadline and not any(
+            p.stat().st_size > 2000 for p in folder.glob(f".{stem}.*.partial.csv")):
+        time.sleep(0.05)
+
+
+def test_sigterm_closes_every_output_whole(long_video, tmp_path):
+    process = subprocess.Popen([*CLI, "predict", str(long_video), "--csv", str(tmp_path / "f.csv"),
+                                "--save", str(tmp_path / "out")], stderr=subprocess.PIPE, text=True)
+    _wait_for_rows(tmp_path, "f")
+    process.terminate()
+    _, stderr = process.communicate(timeout=60)
+    assert process.returncode == 143, stderr
+    assert "interrupted" in stderr and "Traceback" not in stderr
+    rows = list(csv.DictReader(open(tmp_path / "f.csv")))
+    summary = json.loads((tmp_path / "out" / "long.summary.json").read_text())
+    assert 0 < summary["frames"] < 1200
+    assert len(rows) == sum(face["frames"] for face in summary["faces"])
+    video = cv2.VideoCapture(str(tmp_path / "out" / "long.mp4"))
+    assert int(video.get(cv2.CAP_PROP_FRAME_COUNT)) == summary["frames"]  # playable, whole
+    assert not partial_files(tmp_path)
+
+
+# 10. partial files of killed runs ---------------------------------------------------------------
+def test_partial_files_of_dead_processes_are_cleaned_by_the_next_run(tmp_path):
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    live = os.getpid()
+    stale = [tmp_path / f".faces.{dead.pid}-0badc0de.partial.csv",
+             tmp_path / "out" / f".face.{dead.pid}-0badc0de.partial.jpg"]
+    kept = tmp_path / f".faces.{live}-0badc0de.partial.csv"  # a live process's: not touched
+    (tmp_path / "out").mkdir()
+    for path in (*stale, kept):
+        path.write_text("half")
+    run = emotrace("predict", TESTDATA / "face.jpg", "--csv", tmp_path / "faces.csv",
+                   "--save", tmp_path / "out")
+    assert run.returncode == 0, run.stderr
+    assert not any(path.exists() for path in stale) and kept.exists()
+
+
+# 11. two runs, one CSV --------------------------------------------------------------------------
+def test_two_runs_writing_the_same_csv_both_succeed_and_the_file_is_whole(tmp_path):
+    out = tmp_path / "same.csv"
+    runs = [subprocess.Popen([*CLI, "predict", str(TESTDATA / photo), "--csv", str(out)],
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            for photo in ("face.jpg", "grace_hopper.bmp")]
+    results = [(r.wait(timeout=120), r.stderr.read()) for r in runs]
+    assert [code for code, _ in results] == [0, 0], results
+    rows = list(csv.DictReader(open(out)))
+    assert len(rows) in (4, 1) and len({row["source"] for row in rows}) == 1
+    assert not partial_files(tmp_path)
+
+
+# 12. a write that fails mid-run ----------------------------------------------------------------
+def test_write_failure_mid_video_names_the_file_and_leaves_no_partial_video(long_video, tmp_path):
+    def small_file_limit():  # writes past 400 kB fail (EFBIG) as on a full disk
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (400_000, 400_000))
+
+    run = subprocess.run([*CLI, "predict", str(long_video), "--every", "4", "--save",
+                          str(tmp_path / "out")], capture_output=True, text=True, timeout=300,
+                         preexec_fn=small_file_limit)
+    assert run.returncode == 1, run.stderr
+    assert f"{tmp_path / 'out' / 'long.mp4'}" in run.stderr and "Traceback" not in run.stderr
+    assert not (tmp_path / "out" / "long.mp4").exists()
+    assert not partial_files(tmp_path)
+
+
+# 13. small images: reproducible, never a crash, said to be small -------------------------------
+def test_small_images_give_the_same_output_every_run_and_a_hint(tmp_path):
+    files = sorted((FER / "test" / "happy").glob("PrivateTest_*.jpg"))[:72]
+    runs = [emotrace("predict", *files, "--json") for _ in range(3)]
+    assert all(run.returncode == 0 for run in runs), runs[0].stderr
+    assert runs[0].stdout == runs[1].stdout == runs[2].stdout
+    lines = [json.loads(line) for line in runs[0].stdout.splitlines()]
+    assert len(lines) == 72 and all("too small for reliable face detection" in line["warning"]
+                                    for line in lines)
+    assert "--detector none" in runs[0].stderr
+    found = sum(bool(line["faces"]) for line in lines)
+    assert found > 0  # padded for the detector, the crops' faces are found, and every time
+
+
+def test_detector_drops_non_finite_and_degenerate_boxes():
+    from emotrace.inference.detectors import YuNetDetector
+
+    detector = YuNetDetector()
+    for side in (8, 16, 24, 32, 48):
+        for _ in range(3):
+            for detection in detector.detect(np.full((side, side, 3), 128, np.uint8)):
+                assert all(np.isfinite(detection.box)) and min(detection.box[2:]) > 0
