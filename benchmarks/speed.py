@@ -29,14 +29,12 @@ SHARED = Path(__file__).resolve().parents[1].parent / "shared"
 
 def run_emotrace(video: Path, csv_out: Path) -> dict:
     recognizer = Recognizer()
-    sink = CsvSink(csv_out)
     frames = faces = 0
     start = time.perf_counter()
-    for result in recognizer.predict(video, stream=True):
-        sink.write(result)
-        frames += 1
-        faces += len(result.faces)
-    sink.close()
+    with CsvSink(csv_out) as sink:
+        for result in recognizer.predict(video, stream=True, sinks=[sink]):
+            frames += 1
+            faces += len(result.faces)
     seconds = time.perf_counter() - start
     return {"frames": frames, "faces": faces, "seconds": seconds, "fps": frames / seconds}
 

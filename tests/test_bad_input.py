@@ -2,8 +2,6 @@ import json
 import subprocess
 import sys
 
-import cv2
-import numpy as np
 import pytest
 
 from conftest import TESTDATA
@@ -50,17 +48,6 @@ def test_truncated_video_reports_where_it_ended(bad_inputs):
 def test_unreadable_camera_does_not_hang():
     result = Recognizer().predict(97)[0]
     assert not result.ok and "camera 97" in result.error
-
-
-def test_huge_image_is_processed(tmp_path):
-    canvas = np.zeros((12000, 12000, 3), np.uint8)
-    photo = cv2.resize(cv2.imread(str(TESTDATA / "face.jpg")), None, fx=8, fy=8)
-    canvas[: photo.shape[0], : photo.shape[1]] = photo
-    cv2.imwrite(str(tmp_path / "huge.png"), canvas, [cv2.IMWRITE_PNG_COMPRESSION, 1])
-    del canvas
-    result = Recognizer().predict(tmp_path / "huge.png")[0]
-    assert result.ok and len(result.faces) == 4
-    assert max(f.box[2] for f in result.faces) > 500  # boxes in full-resolution pixels
 
 
 def test_batch_goes_on_and_exit_code_says_something_failed(bad_inputs, tmp_path):

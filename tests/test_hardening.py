@@ -9,7 +9,6 @@ import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -36,23 +35,22 @@ def bomb(tmp_path_factory) -> Path:
     return write_png_bomb(tmp_path_factory.mktemp("bomb") / "bomb.png", side=30000)
 
 
+_MEASURED = ("import atexit, re, sys\n"
+             "def peak():\n"
+             "    status = open('/proc/self/status').read()\n"
+             "    print('PEAK_KB', re.search(r'VmHWM:\\s*(\\d+)', status)[1], file=sys.stderr)\n"
+             "atexit.register(peak)\n"
+             "from emotrace.cli.main import main\n"
+             "sys.exit(main(sys.argv[1:]))")
+
+
 def run_measured(*args, timeout: float = 120) -> tuple[int, str, str, float]:
-    """Run the CLI; return code, stdout, stderr and the child's own peak RSS in MB."""
-    with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
-        process = subprocess.Popen([*CLI, *map(str, args)], stdout=out, stderr=err, text=True)
-        deadline = time.time() + timeout
-        while True:
-            pid, status, usage = os.wait4(process.pid, os.WNOHANG)
-            if pid:
-                break
-            if time.time() > deadline:
-                process.kill()
-                raise TimeoutError(args)
-            time.sleep(0.05)
-        process.returncode = os.waitstatus_to_exitcode(status)
-        out.seek(0)
-        err.seek(0)
-        return process.returncode, out.read(), err.read(), usage.ru_maxrss / 1024
+    """Run the CLI; return code, stdout, stderr and the peak RSS (MB) of the program itself
+    (VmHWM counts from exec, unlike a forked child's rusage, which includes the parent's)."""
+    run = subprocess.run([sys.executable, "-c", _MEASURED, *map(str, args)], capture_output=True,
+                         text=True, timeout=timeout)
+    stderr, _, peak = run.stderr.rpartition("PEAK_KB ")
+    return run.returncode, run.stdout, stderr, int(peak) / 1024
 
 
 # 1. decompression bombs -------------------------------------------------------------------------
@@ -86,7 +84,8 @@ def test_image_at_the_pixel_limit_is_processed_under_1_gb(tmp_path):
     code, stdout, stderr, peak_mb = run_measured("predict", tmp_path / "big.jpg", "--json",
                                                  "--save", tmp_path / "out")
     assert code == 0, stderr
-    assert len(json.loads(stdout)["faces"]) == 4
+    faces = json.loads(stdout)["faces"]
+    assert len(faces) == 4 and max(f["box"][2] for f in faces) > 500  # full-resolution boxes
     assert (tmp_path / "out" / "big.jpg").stat().st_size > 0
     assert peak_mb < 1000
 
@@ -315,3 +314,52 @@ def test_detector_drops_non_finite_and_degenerate_boxes():
         for _ in range(3):
             for detection in detector.detect(np.full((side, side, 3), 128, np.uint8)):
                 assert all(np.isfinite(detection.box)) and min(detection.box[2:]) > 0
+
+
+# smaller mends --------------------------------------------------------------------------------
+def test_importing_emotrace_changes_nothing_in_the_process(tmp_path):
+    code = ("import os, sys, matplotlib; before = matplotlib.get_backend(); env = dict(os.environ)\n"
+            "import emotrace\n"
+            "assert 'cv2' not in sys.modules and 'onnxruntime' not in sys.modules\n"
+            "from emotrace import Recognizer\n"
+            "assert 'cv2' in sys.modules and 'matplotlib.pyplot' not in sys.modules\n"
+            "Recognizer().predict(sys.argv[1])[0].save(sys.argv[2])\n"
+            "changed = {k for k in set(env) | set(os.environ) if env.get(k) != os.environ.get(k)}\n"
+            # OpenCV's own loader sets LD_LIBRARY_PATH when cv2 is imported: not ours to change
+            "assert changed <= {'ORT_DISABLE_TELEMETRY', 'LD_LIBRARY_PATH'}, changed\n"
+            "assert matplotlib.get_backend() == before\n"
+            "print('ok')")
+    home = tmp_path / "home"
+    home.mkdir()
+    run = subprocess.run([sys.executable, "-c", code, str(TESTDATA / "face.jpg"),
+                          str(tmp_path / "a.jpg")], capture_output=True, text=True, timeout=120,
+                         env={**os.environ, "HOME": str(home), "MPLBACKEND": "svg"})
+    assert run.stdout.strip() == "ok", run.stderr
+    assert not (home / ".cache" / "Microsoft").exists()  # onnxruntime's telemetry stays off
+
+
+def test_bugs_are_internal_errors_with_a_debug_switch():
+    code = ("import sys, emotrace.cli.predict as p\n"
+            "def broken(args): raise KeyError('oops')\n"
+            "p.predict = broken\n"
+            "from emotrace.cli.main import main\n"
+            "sys.exit(main(sys.argv[1:]))")
+    quiet = subprocess.run([sys.executable, "-c", code, "predict", "x.jpg"], capture_output=True,
+                           text=True, timeout=60)
+    assert quiet.returncode == 1 and "internal error: KeyError" in quiet.stderr
+    assert "please report it" in quiet.stderr and "Traceback" not in quiet.stderr
+    loud = subprocess.run([sys.executable, "-c", code, "--debug", "predict", "x.jpg"],
+                          capture_output=True, text=True, timeout=60)
+    assert "Traceback" in loud.stderr and "KeyError" in loud.stderr
+    usage = emotrace("predict", TESTDATA / "face.jpg", "--smooth", "1.5")
+    assert usage.returncode == 2 and "smoothing must be in [0, 1)" in usage.stderr
+
+
+def test_sample_photos_ship_inside_the_package():
+    run = emotrace("predict", "--examples", "--json")
+    assert run.returncode == 0, run.stderr
+    lines = [json.loads(line) for line in run.stdout.splitlines()]
+    assert [(Path(line["source"]).name, len(line["faces"])) for line in lines] == [
+        ("classroom.jpg", 4), ("grace_hopper.jpg", 1)]
+    nothing = emotrace("predict")
+    assert nothing.returncode == 2 and "--examples" in nothing.stderr

@@ -29,7 +29,9 @@ def test_short_real_training_lowers_the_loss(short_run):
     assert [r["epoch"] for r in history] == [1, 2, 3]
     assert history[-1]["train_loss"] < history[0]["train_loss"]
     assert history[-1]["train_acc"] > history[0]["train_acc"]
-    assert all(0.0 <= r["val_acc"] <= 1.0 and r["lr"] > 0 for r in history)
+    # accuracies are counts of the 35 validation faces, learning rates positive
+    assert all(abs(r["val_acc"] * 35 - round(r["val_acc"] * 35)) < 1e-4 and r["lr"] > 0
+               for r in history)
     assert (short_run / "best.ckpt").exists() and (short_run / "last.ckpt").exists()
 
 
