@@ -3,6 +3,7 @@ import shutil
 
 import cv2
 import numpy as np
+import pytest
 
 from conftest import FER
 from test_bad_input import emotrace
@@ -74,6 +75,7 @@ def test_bad_datasets_give_a_clear_error_and_exit_2(tmp_path):
 
 
 def test_train_export_evaluate_end_to_end(fer_slice, tmp_path):
+    pytest.importorskip("torch", reason="training needs the train extra")
     run_dir = tmp_path / "run"
     train = emotrace("train", "--data", fer_slice, "--out", run_dir, "--epochs", "1",
                      "--set", "image_size=48", "--set", "model=plain_cnn",
