@@ -260,3 +260,26 @@ def study(args: argparse.Namespace) -> int:
                        command=recorded_command(args))
     print(f"wrote {report}")
     return EXIT_OK
+
+
+def serve(args: argparse.Namespace) -> int:
+    try:
+        import uvicorn
+
+        from emotrace.server import ServerSettings, create_app
+    except ImportError as error:
+        raise UsageError(f"serve needs the serve extra: pip install 'emotrace[serve]' ({error})")
+    settings = ServerSettings(
+        data_dir=Path(args.data_dir), model=args.model, token=args.token, workers=args.workers,
+        max_image_bytes=args.max_image_mb * 1024 * 1024,
+        max_video_bytes=args.max_video_mb * 1024 * 1024, max_queued_jobs=args.max_queued,
+        retention_days=args.keep_days, retention_bytes=int(args.keep_gb * 1024 ** 3),
+        cors_origins=tuple(args.cors_origin))
+    app = create_app(settings)
+    host = f"[{args.host}]" if ":" in args.host else args.host
+    print(f"emotrace serve: http://{host}:{args.port}/ (API docs at /docs; data in "
+          f"{settings.data_dir}; auth {'on' if settings.token else 'off'}; Ctrl-C stops)",
+          file=sys.stderr, flush=True)
+    uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
+    print("emotrace serve: stopped", file=sys.stderr)
+    return EXIT_OK

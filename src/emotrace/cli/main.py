@@ -142,6 +142,33 @@ def build_parser() -> argparse.ArgumentParser:
                                                                    "%(default)s)")
     explain.set_defaults(run=_run("explain"))
 
+    serve = sub.add_parser("serve", help="HTTP API and web page (photos, video jobs, webcam)",
+                           description="Serve the HTTP API (/docs) and the web page (/). Binds "
+                                       "to localhost unless --host says otherwise.")
+    serve.add_argument("--host", default="127.0.0.1", help="address to bind (default: %(default)s)")
+    serve.add_argument("--port", type=int, default=8000, help="port (default: %(default)s)")
+    serve.add_argument("--model", help="ONNX emotion model (default: the shipped one)")
+    serve.add_argument("--data-dir", default="emotrace-data", metavar="DIR",
+                       help="job table and job files (default: %(default)s)")
+    serve.add_argument("--token", default=os.environ.get("EMOTRACE_TOKEN"),
+                       help="require 'Authorization: Bearer TOKEN' on every /v1 route "
+                            "(default: $EMOTRACE_TOKEN; none: no auth)")
+    serve.add_argument("--workers", type=int, default=os.cpu_count() or 1, metavar="N",
+                       help="recognition threads (default: the cores, %(default)s)")
+    serve.add_argument("--max-image-mb", type=int, default=25, help="photo upload limit (default: "
+                                                                    "%(default)s)")
+    serve.add_argument("--max-video-mb", type=int, default=2048,
+                       help="video upload limit (default: %(default)s)")
+    serve.add_argument("--max-queued", type=int, default=20,
+                       help="queued video jobs before new ones get 429 (default: %(default)s)")
+    serve.add_argument("--keep-days", type=float, default=7.0,
+                       help="finished jobs are deleted after this many days (default: %(default)s)")
+    serve.add_argument("--keep-gb", type=float, default=20.0,
+                       help="and the oldest beyond this total size (default: %(default)s)")
+    serve.add_argument("--cors-origin", action="append", default=[], metavar="ORIGIN",
+                       help="allow cross-origin calls from ORIGIN (default: none)")
+    serve.set_defaults(run=_run("serve"))
+
     study = sub.add_parser("study", help="run one of the papers' comparisons and write its report",
                            description="Train the study's runs (cached: finished runs are "
                                        "reused, interrupted ones resume), measure them and write "

@@ -4,6 +4,7 @@ dataset reader."""
 
 from __future__ import annotations
 
+import io
 import os
 import re
 import warnings
@@ -24,6 +25,10 @@ class ImageError(ValueError):
     """An image file that cannot be used; the message says why (the caller names the file)."""
 
 
+class NotAnImageError(ImageError):
+    """The bytes are not in any image format emotrace reads (as opposed to a damaged image)."""
+
+
 def image_header(path: str | os.PathLike) -> tuple[int, int, int]:
     """``(width, height, exif_orientation)`` from the file's header, without decoding pixels."""
     file = Path(path)
@@ -31,10 +36,14 @@ def image_header(path: str | os.PathLike) -> tuple[int, int, int]:
         raise ImageError("file not found")
     if file.stat().st_size == 0:
         raise ImageError("empty file (0 bytes)")
+    return _header(file)
+
+
+def _header(source: Path | io.BytesIO) -> tuple[int, int, int]:
     try:
         with warnings.catch_warnings():  # our limit, checked next, gives the clear message
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            with Image.open(file) as header:
+            with Image.open(source) as header:
                 width, height = header.size
                 orientation = _orientation(header)
     except Image.DecompressionBombError as error:  # Pillow's hard limit is above ours
@@ -42,7 +51,10 @@ def image_header(path: str | os.PathLike) -> tuple[int, int, int]:
         size = f"{int(claimed[1]) / 1e6:.0f} MP" if claimed else "too many pixels"
         raise ImageError(f"image too large ({size}; the limit is {MAX_PIXELS / 1e6:.0f} MP): "
                          "downscale it first") from None
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError):
+    except UnidentifiedImageError:
+        raise NotAnImageError("not a readable image (corrupt, truncated or not an image "
+                              "file)") from None
+    except (OSError, SyntaxError, ValueError):
         raise ImageError("not a readable image (corrupt, truncated or not an image file)") from None
     return width, height, orientation
 
@@ -69,7 +81,21 @@ def read_image(path: str | os.PathLike, max_pixels: int = MAX_PIXELS) -> np.ndar
     """
     width, height, orientation = image_header(path)
     check_pixels(width, height, max_pixels)
-    image = cv2.imdecode(np.fromfile(str(path), np.uint8), cv2.IMREAD_UNCHANGED)
+    return _decode(np.fromfile(str(path), np.uint8), orientation)
+
+
+def decode_image(data: bytes, max_pixels: int = MAX_PIXELS) -> np.ndarray:
+    """:func:`read_image` for bytes in memory (an upload); :class:`NotAnImageError` when they
+    are not an image at all, :class:`ImageError` when the image is damaged or too large."""
+    if not data:
+        raise ImageError("empty file (0 bytes)")
+    width, height, orientation = _header(io.BytesIO(data))
+    check_pixels(width, height, max_pixels)
+    return _decode(np.frombuffer(data, np.uint8), orientation)
+
+
+def _decode(buffer: np.ndarray, orientation: int) -> np.ndarray:
+    image = cv2.imdecode(buffer, cv2.IMREAD_UNCHANGED)
     if image is None:
         raise ImageError("not a readable image (corrupt, truncated or not an image file)")
     return apply_orientation(to_bgr8(image), orientation)

@@ -9,6 +9,7 @@ sinks (JSON lines, CSV, annotated media...) before it is yielded.
 from __future__ import annotations
 
 import os
+import threading
 from collections.abc import Iterable, Iterator, Sequence
 
 import cv2
@@ -60,10 +61,24 @@ class Recognizer:
         if timeout <= 0:
             raise ConfigError(f"timeout must be positive, got {timeout}")
         self.classifier = EmotionClassifier(model, threads=threads)
-        self.detector = (create_detector(detector, min_face) if isinstance(detector, str)
-                         else detector)
         self.min_face, self.framing, self.track, self.smooth = min_face, framing, track, smooth
         self.timeout = timeout
+        # OpenCV's detectors keep per-call state: each thread gets its own (onnxruntime's session
+        # is thread-safe), so one Recognizer serves a pool of threads (the HTTP service).
+        self._detector_name = detector if isinstance(detector, str) else None
+        self._shared_detector = None if isinstance(detector, str) else detector
+        self._local = threading.local()
+        self.detector  # noqa: B018 - create it now: a bad detector name fails here, not later
+
+    @property
+    def detector(self) -> FaceDetector:
+        """The face detector of the calling thread."""
+        if self._shared_detector is not None:
+            return self._shared_detector
+        detector = getattr(self._local, "detector", None)
+        if detector is None:
+            detector = self._local.detector = create_detector(self._detector_name, self.min_face)
+        return detector
 
     @property
     def whole_image(self) -> bool:

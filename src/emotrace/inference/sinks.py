@@ -147,12 +147,21 @@ class _OpenVideo:
     frames: int = 0
 
 
+#: Annotated video containers and their codecs: MPEG-4 in MP4 plays in desktop players, VP9 in
+#: WebM in browsers (OpenCV's FFmpeg has no H.264 encoder).
+VIDEO_CODECS = {".mp4": "mp4v", ".webm": "VP90"}
+
+
 class AnnotatedSink(Sink):
     """Annotated copies in ``out_dir``: images as ``<name>.jpg``-like files (same suffix), each
-    video as ``<stem>.mp4`` plus ``<stem>.timeline.png`` and ``<stem>.summary.json``."""
+    video as ``<stem>.mp4`` (or ``video_suffix``) plus ``<stem>.timeline.png`` and
+    ``<stem>.summary.json``."""
 
-    def __init__(self, out_dir: str | os.PathLike) -> None:
+    def __init__(self, out_dir: str | os.PathLike, video_suffix: str = ".mp4") -> None:
         super().__init__()
+        if video_suffix not in VIDEO_CODECS:
+            raise ValueError(f"video_suffix must be one of {', '.join(VIDEO_CODECS)}")
+        self.video_suffix = video_suffix
         self.out_dir = check_output_dir(out_dir, "output folder")
         self._names: dict[str, str] = {}
         self._info: SourceInfo | None = None
@@ -186,12 +195,12 @@ class AnnotatedSink(Sink):
         self._video.timeline.add(result)
 
     def _open_video(self, info: SourceInfo, first: Result) -> _OpenVideo:
-        path = self._name(info.source, ".mp4")
+        path = self._name(info.source, self.video_suffix)
         remove_stale_partials(path)
         tmp = partial_path(path)
         height, width = first.image.shape[:2]
-        writer = cv2.VideoWriter(str(tmp), cv2.VideoWriter_fourcc(*"mp4v"), info.fps or 30.0,
-                                 (width, height))
+        writer = cv2.VideoWriter(str(tmp), cv2.VideoWriter_fourcc(*VIDEO_CODECS[self.video_suffix]),
+                                 info.fps or 30.0, (width, height))
         if not writer.isOpened():
             tmp.unlink(missing_ok=True)
             raise OutputError(path, "cannot write it (the MP4 writer did not open)")
