@@ -90,3 +90,21 @@ class FileServer:
     def __exit__(self, *exc) -> None:
         self.server.shutdown()
         self.server.server_close()
+
+
+def write_y4m(photo: str | Path, path: str | Path, frames: int = 30,
+              size: tuple[int, int] = (640, 480), step: int = 2, fps: int = 15) -> Path:
+    """A raw YUV4MPEG2 (4:2:0) clip of ``photo`` panning, for Chromium's fake camera
+    (``--use-file-for-fake-video-capture``)."""
+    image = cv2.imread(str(photo))
+    if image is None:
+        raise ValueError(f"{photo}: not a readable image")
+    width, height = size
+    scale = max(height / image.shape[0], (width + frames * step) / image.shape[1])
+    canvas = cv2.resize(image, None, fx=scale, fy=scale, interpolation=cv2.INTER_LINEAR)
+    with open(path, "wb") as handle:
+        handle.write(f"YUV4MPEG2 W{width} H{height} F{fps}:1 Ip A1:1 C420jpeg\n".encode())
+        for index in range(frames):
+            window = np.ascontiguousarray(canvas[:height, index * step:index * step + width])
+            handle.write(b"FRAME\n" + cv2.cvtColor(window, cv2.COLOR_BGR2YUV_I420).tobytes())
+    return Path(path)

@@ -164,7 +164,7 @@ def create_app(settings: ServerSettings | None = None) -> FastAPI:
         if job["status"] != "done":
             raise HTTPException(status.HTTP_409_CONFLICT, f"job {job_id} is {job['status']}, "
                                                           "not done")
-        files = store.files(job_id)
+        files = store.files(job_id, job)
         path = files.csv if kind == "csv" else files.result(kind)
         if not path.is_file():
             raise HTTPException(status.HTTP_404_NOT_FOUND, f"job {job_id} has no {kind}")

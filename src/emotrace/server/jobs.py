@@ -38,12 +38,19 @@ def valid_job_id(job_id: str) -> bool:
     return bool(_ID.match(job_id))
 
 
+def safe_stem(filename: str) -> str:
+    """A file-name stem made only of letters, digits, ``-`` and ``_`` (the upload's name, for
+    the titles of the outputs; never a path)."""
+    return re.sub(r"[^A-Za-z0-9_-]+", "_", Path(filename).stem).strip("_")[:60] or "video"
+
+
 @dataclass
 class JobFiles:
-    """Where a job's files live: ``input.EXT``, ``faces.csv`` and ``out/`` (annotated video,
-    ``input.summary.json``, ``input.timeline.png``)."""
+    """Where a job's files live: the upload ``STEM.EXT``, ``faces.csv`` and ``out/`` (annotated
+    ``STEM.webm``, ``STEM.summary.json``, ``STEM.timeline.png``)."""
 
     root: Path
+    stem: str = "input"
 
     @property
     def csv(self) -> Path:
@@ -54,9 +61,8 @@ class JobFiles:
         return self.root / "out"
 
     def result(self, kind: str) -> Path:
-        names = {"summary": "input.summary.json", "timeline": "input.timeline.png",
-                 "video": "input.webm"}
-        return self.out / names[kind]
+        suffixes = {"summary": ".summary.json", "timeline": ".timeline.png", "video": ".webm"}
+        return self.out / f"{self.stem}{suffixes[kind]}"
 
 
 class JobStore:
@@ -76,16 +82,17 @@ class JobStore:
         db.row_factory = sqlite3.Row
         return db
 
-    def files(self, job_id: str) -> JobFiles:
-        return JobFiles(self.root / "jobs" / job_id)
+    def files(self, job_id: str, job: dict[str, Any] | None = None) -> JobFiles:
+        stem = Path(job["input"]).stem if job else "input"
+        return JobFiles(self.root / "jobs" / job_id, stem)
 
     def create(self, filename: str, suffix: str) -> tuple[str, Path]:
         """A new job id and the path its upload should be written to (the job is not queued
         until :meth:`enqueue`)."""
         job_id = uuid.uuid4().hex
-        files = self.files(job_id)
-        files.root.mkdir(parents=True)
-        return job_id, files.root / f"input{suffix}"
+        root = self.files(job_id).root
+        root.mkdir(parents=True)
+        return job_id, root / f"{safe_stem(filename)}{suffix}"
 
     def enqueue(self, job_id: str, filename: str, input_path: Path) -> None:
         now = time.time()
@@ -233,7 +240,7 @@ class JobRunner:
             self.prune()
 
     def run(self, job: dict[str, Any]) -> None:
-        files = self.store.files(job["id"])
+        files = self.store.files(job["id"], job)
         progress = _Progress(self.store, job["id"], self.stop)
         errors: list[str] = []
         try:
