@@ -73,6 +73,10 @@ def build_parser() -> argparse.ArgumentParser:
                          help="video: exponential smoothing of each face's scores, 0..1 (default: off)")
     predict.add_argument("--no-track", action="store_true", help="video: no face ids across frames")
     predict.add_argument("--show", action="store_true", help="show a live window when a display exists")
+    predict.add_argument("--ray", nargs="?", const="", default=None, metavar="ADDRESS",
+                         help="spread the work over Ray: no ADDRESS starts a local Ray for the "
+                              "run; 'auto' or HOST:PORT or ray://HOST:PORT joins a cluster "
+                              "(needs the ray extra; --save must be a folder every node reaches)")
     predict.add_argument("--timeout", type=float, default=10.0, metavar="S",
                          help="streams and cameras: seconds without a frame before the source is "
                               "reported as stalled (default: %(default)s)")

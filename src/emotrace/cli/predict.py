@@ -125,6 +125,7 @@ def predict(args: argparse.Namespace) -> int:
     recognizer = Recognizer(args.model, detector=args.detector, min_face=args.min_face,
                             track=not args.no_track, smooth=args.smooth, timeout=args.timeout)
     expanded = expand_sources(sources)
+    run, nodes = _pipeline(args, recognizer), set()
     console: ConsoleReport | None = None
     try:
         with contextlib.ExitStack() as stack:
@@ -132,7 +133,7 @@ def predict(args: argparse.Namespace) -> int:
             console = stack.enter_context(ConsoleReport(len(expanded), args.every, not args.json))
             window = ShowWindow() if args.show else None
             sinks = [*outputs, console, *([window] if window else [])]
-            for _ in recognizer.run(expanded, args.every, sinks):
+            for _ in run(expanded, args.every, sinks, nodes):
                 if window and window.stopped:
                     break
     except OutputError as error:
@@ -144,7 +145,24 @@ def predict(args: argparse.Namespace) -> int:
         return EXIT_FAILED
     if not args.json:
         print(console.summary(_written(outputs)), file=sys.stderr)
+    if args.ray is not None:
+        print(f"emotrace predict: Ray: work done on {len(nodes)} node(s)", file=sys.stderr)
     return EXIT_FAILED if console.failed else EXIT_OK
+
+
+def _pipeline(args: argparse.Namespace, recognizer):
+    """The in-process pipeline, or the same on Ray (``--ray``)."""
+    if args.ray is None:
+        return lambda sources, every, sinks, nodes: recognizer.run(sources, every, sinks)
+    from emotrace.cli.commands import UsageError
+    try:
+        from emotrace.distributed.ray_predict import RecognizerSpec, predict_on_ray
+    except ImportError as error:
+        raise UsageError(f"--ray needs the ray extra: pip install 'emotrace[ray]' ({error})")
+    spec = RecognizerSpec(args.model, args.detector, args.min_face, not args.no_track,
+                          args.smooth, args.timeout)
+    return lambda sources, every, sinks, nodes: predict_on_ray(
+        spec, sources, every, sinks, address=args.ray or None, nodes=nodes)
 
 
 def _written(sinks: list[Sink]) -> list[str]:

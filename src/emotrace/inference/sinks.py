@@ -157,13 +157,14 @@ class AnnotatedSink(Sink):
     video as ``<stem>.mp4`` (or ``video_suffix``) plus ``<stem>.timeline.png`` and
     ``<stem>.summary.json``."""
 
-    def __init__(self, out_dir: str | os.PathLike, video_suffix: str = ".mp4") -> None:
+    def __init__(self, out_dir: str | os.PathLike, video_suffix: str = ".mp4",
+                 names: dict[str, str] | None = None) -> None:
         super().__init__()
         if video_suffix not in VIDEO_CODECS:
             raise ValueError(f"video_suffix must be one of {', '.join(VIDEO_CODECS)}")
         self.video_suffix = video_suffix
         self.out_dir = check_output_dir(out_dir, "output folder")
-        self._names: dict[str, str] = {}
+        self._names: dict[str, str] = dict(names or {})  # source -> output stem
         self._info: SourceInfo | None = None
         self._video: _OpenVideo | None = None
 
@@ -176,6 +177,11 @@ class AnnotatedSink(Sink):
                 name, n = f"{stem}_{n}", n + 1
             self._names[source] = name
         return self.out_dir / f"{self._names[source]}{suffix}"
+
+    def reserve(self, source: str) -> str:
+        """The output stem of ``source``, chosen now (in source order, as a local run would):
+        another process can then write that source's files under the same names."""
+        return self._name(source, "").name
 
     def start(self, info: SourceInfo) -> None:
         self._info = info

@@ -1,0 +1,209 @@
+"""``emotrace predict --ray``: the same pipeline, with its work spread over a Ray cluster.
+
+Images go through Ray Data ``map_batches`` with a callable class (each actor loads the model
+once; actors take a fraction of a CPU, so Ray Data's own tasks always find room, see
+ray-project/ray#44687). Each video is one Ray task that runs the in-process pipeline on the node
+and writes its annotated video, summary and timeline itself (``--save`` must then be a folder
+every node can reach; on one machine it always is). The driver walks the sources in their
+original order and hands every result to the same sinks as a local run, so the JSON lines, the
+CSV, the files and the exit code are the same.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import Iterator, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from emotrace.inference.recognizer import Recognizer
+from emotrace.inference.results import Face, Result
+from emotrace.inference.sinks import AnnotatedSink, Sink
+from emotrace.inference.sources import (ExpandedSources, SourceError, SourceInfo,
+                                        expand_sources, is_video_source)
+from emotrace.utils import deferred_interrupt
+
+#: CPUs an image actor asks for: two actors per core leave room for Ray Data's read tasks.
+ACTOR_CPUS = 0.5
+IMAGE_BATCH = 16
+
+
+@dataclass(frozen=True)
+class RecognizerSpec:
+    """What a worker needs to build the same Recognizer as the driver."""
+
+    model: str | None
+    detector: str
+    min_face: int
+    track: bool
+    smooth: float
+    timeout: float
+
+    def build(self) -> Recognizer:
+        """One onnxruntime thread: Ray gives each actor or task its share of a node's cores."""
+        return Recognizer(self.model, detector=self.detector, min_face=self.min_face,
+                          track=self.track, smooth=self.smooth, timeout=self.timeout, threads=1)
+
+
+@contextlib.contextmanager
+def ray_cluster(address: str | None) -> Iterator[Any]:
+    """Join ``address`` (``auto``, ``HOST:PORT``, ``ray://HOST:PORT``) or start a local Ray for
+    the run and stop it after."""
+    import ray
+    import ray.data  # configures its loggers on import: quieten them after
+
+    for name in ("ray", "ray.data", "ray.tune", "ray.train"):  # our stderr names our sources
+        logging.getLogger(name).setLevel(logging.ERROR)
+        for handler in logging.getLogger(name).handlers:
+            handler.setLevel(logging.ERROR)
+
+    ray.init(address=address or "local", include_dashboard=False, log_to_driver=False,
+             logging_level=logging.ERROR, configure_logging=False,
+             runtime_env={"env_vars": {"ORT_DISABLE_TELEMETRY": "1"}})
+    try:
+        context = ray.data.DataContext.get_current()
+        context.execution_options.preserve_order = True  # results in source order
+        context.enable_progress_bars = False
+        context.print_on_execution_start = False
+        yield ray
+    finally:
+        ray.shutdown()
+
+
+class ImagePredictor:
+    """A Ray Data actor: the model is loaded once, then batches of image paths are recognised."""
+
+    def __init__(self, spec: RecognizerSpec, keep_images: bool) -> None:
+        self.recognizer = spec.build()
+        self.keep_images = keep_images
+
+    def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        import ray
+
+        results = [next(self.recognizer.run(str(path))) for path in batch["path"]]
+        node = ray.get_runtime_context().get_node_id()
+        return {"index": batch["index"],
+                "result": np.array([_pack(r, self.keep_images) for r in results], dtype=object),
+                "node": np.array([node] * len(results), dtype=object)}
+
+
+def run_video(spec: RecognizerSpec, source: str, every: int, save: dict[str, str] | None
+              ) -> tuple[SourceInfo | None, list[dict[str, Any]], list[str], str]:
+    """One video on one node: its results (without pixels), the files it wrote, the node id."""
+    import ray
+
+    recognizer = spec.build()
+    sinks: list[Sink] = []
+    info: list[SourceInfo] = []
+
+    class _Info(Sink):
+        def start(self, source_info: SourceInfo) -> None:
+            info.append(source_info)
+
+    with contextlib.ExitStack() as stack:
+        if save is not None:
+            sinks.append(stack.enter_context(AnnotatedSink(save["dir"], names=save["names"])))
+        sinks.append(_Info())
+        results = [_pack(r, keep_image=False) for r in recognizer.run(source, every, sinks)]
+    written = [str(p) for s in sinks for p in s.written]
+    return (info[0] if info else None), results, written, ray.get_runtime_context().get_node_id()
+
+
+def _pack(result: Result, keep_image: bool) -> dict[str, Any]:
+    data = asdict(result)
+    data["faces"] = [asdict(face) for face in result.faces]
+    if not keep_image:
+        data["image"] = None
+    return data
+
+
+def _unpack(data: dict[str, Any]) -> Result:
+    faces = [Face(**{**face, "box": tuple(face["box"])}) for face in data["faces"]]
+    return Result(**{**data, "faces": faces})
+
+
+def predict_on_ray(spec: RecognizerSpec, sources: object, every: int = 1,
+                   sinks: Sequence[Sink] = (), address: str | None = None,
+                   nodes: set[str] | None = None) -> Iterator[Result]:
+    """Like :meth:`Recognizer.run`, with the work done by a Ray cluster. ``nodes`` collects the
+    ids of the nodes that did work."""
+    items: ExpandedSources = expand_sources(sources)
+    nodes = nodes if nodes is not None else set()
+    annotated = next((s for s in sinks if isinstance(s, AnnotatedSink)), None)
+    with ray_cluster(address) as ray:
+        image_results = _image_results(ray, spec, items, annotated is not None, nodes)
+        video_tasks = _launch_videos(ray, spec, items, every, annotated)
+        for index, item in enumerate(items):
+            if isinstance(item, SourceError):
+                yield _emit(Result(item.source, error=item.message), sinks)
+            elif index in video_tasks:
+                info, packed, written, node = ray.get(video_tasks[index])
+                nodes.add(node)
+                if annotated is not None:
+                    annotated.written += [Path(p) for p in written]
+                yield from _replay(info, [_unpack(r) for r in packed], sinks, str(item))
+            else:
+                result = next(image_results)
+                info = SourceInfo(result.source, "image", 0, 0)
+                yield from _replay(info if result.ok else None, [result], sinks, str(item))
+        for _ in image_results:  # finish Ray Data's iterator while the cluster is still up
+            pass
+
+
+def _image_results(ray, spec: RecognizerSpec, items: ExpandedSources, keep_images: bool,
+                   nodes: set[str]) -> Iterator[Result]:
+    rows = [{"index": i, "path": str(item)} for i, item in enumerate(items)
+            if not isinstance(item, SourceError) and not is_video_source(item)]
+    if not rows:
+        return iter(())
+    cpus = max(1, int(ray.cluster_resources().get("CPU", 1)))
+    dataset = ray.data.from_items(rows).map_batches(
+        ImagePredictor, fn_constructor_args=(spec, keep_images), batch_size=IMAGE_BATCH,
+        compute=ray.data.ActorPoolStrategy(min_size=1, max_size=cpus), num_cpus=ACTOR_CPUS,
+        batch_format="numpy")
+
+    def results() -> Iterator[Result]:
+        for row in dataset.iter_rows():
+            nodes.add(row["node"])
+            yield _unpack(row["result"])
+    return results()
+
+
+def _launch_videos(ray, spec: RecognizerSpec, items: ExpandedSources, every: int,
+                   annotated: AnnotatedSink | None) -> dict[int, Any]:
+    task = ray.remote(num_cpus=1, max_retries=1)(run_video)
+    launched = {}
+    for index, item in enumerate(items):
+        if isinstance(item, SourceError) or not is_video_source(item):
+            continue
+        save = None
+        if annotated is not None:  # the same file names a local run would choose
+            name = annotated.reserve(str(item))
+            save = {"dir": str(annotated.out_dir), "names": {str(item): name}}
+        launched[index] = task.remote(spec, str(item), every, save)
+    return launched
+
+
+def _replay(info: SourceInfo | None, results: list[Result], sinks: Sequence[Sink],
+            source: str) -> Iterator[Result]:
+    """Hand a source's results to the sinks exactly as the in-process pipeline does."""
+    if info is not None:
+        for sink in sinks:
+            sink.start(info)
+    for result in results:
+        yield _emit(result, sinks)
+    if info is not None:
+        with deferred_interrupt():
+            for sink in sinks:
+                sink.end(info)
+
+
+def _emit(result: Result, sinks: Sequence[Sink]) -> Result:
+    with deferred_interrupt():
+        for sink in sinks:
+            sink.write(result)
+    return result

@@ -1,0 +1,97 @@
+"""`predict --ray` on a simulated two-node Ray cluster (two `ray start` nodes of one CPU each on
+this machine, stopped whatever happens): the same outputs and exit code as the in-process run."""
+
+import json
+import os
+import secrets
+import shutil
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("ray", reason="needs the ray extra")
+
+from conftest import FER, TESTDATA  # noqa: E402
+from emotrace.testing import write_panning_video  # noqa: E402
+
+RAY = str(Path(sys.executable).parent / "ray")
+#: The simulated cluster uses Ray's token authentication with a token of its own.
+CLUSTER_ENV = {**os.environ, "RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": secrets.token_hex(32)}
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory):
+    """A head node and a worker node, one CPU each, with their own temp folders."""
+    port = free_port()
+    address = f"127.0.0.1:{port}"
+    head_tmp, worker_tmp = tmp_path_factory.mktemp("ray-head"), tmp_path_factory.mktemp("ray-w")
+    try:
+        subprocess.run([RAY, "start", "--head", "--num-cpus", "1", "--port", str(port),
+                        "--include-dashboard", "false", "--temp-dir", str(head_tmp),
+                        "--disable-usage-stats"], check=True, capture_output=True, timeout=120,
+                       env=CLUSTER_ENV)
+        subprocess.run([RAY, "start", "--address", address, "--num-cpus", "1",
+                        "--temp-dir", str(worker_tmp), "--disable-usage-stats"],
+                       check=True, capture_output=True, timeout=120, env=CLUSTER_ENV)
+        yield address
+    finally:
+        subprocess.run([RAY, "stop", "--force"], capture_output=True, timeout=120, env=CLUSTER_ENV)
+
+
+@pytest.fixture(scope="module")
+def inputs(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("ray-inputs")
+    shutil.copy(TESTDATA / "face.jpg", root / "a_face.jpg")
+    shutil.copy(TESTDATA / "grace_hopper.bmp", root / "b_hopper.bmp")
+    for file in sorted((FER / "test" / "happy").glob("PrivateTest_*.jpg"))[:12]:
+        shutil.copy(file, root / file.name)
+    (root / "c_corrupt.jpg").write_bytes(b"\xff\xd8 not really a jpeg")
+    write_panning_video(TESTDATA / "face.jpg", root / "d_clip.mp4", frames=20, step=3)
+    write_panning_video(TESTDATA / "grace_hopper.bmp", root / "e_clip.mp4", frames=15, step=2)
+    return root
+
+
+def predict(inputs: Path, out: Path, *extra: str, timeout: int = 300):
+    out.mkdir()
+    run = subprocess.run([sys.executable, "-m", "emotrace.cli.main", "predict", str(inputs),
+                          "--json", "--csv", str(out / "faces.csv"), "--save", str(out / "media"),
+                          *extra], capture_output=True, text=True, timeout=timeout,
+                         env=CLUSTER_ENV)
+    return run
+
+
+def test_ray_cluster_gives_the_same_outputs_as_in_process(cluster, inputs, tmp_path):
+    local = predict(inputs, tmp_path / "local")
+    distributed = predict(inputs, tmp_path / "ray", "--ray", cluster)
+    assert distributed.returncode == local.returncode == 1, distributed.stderr[-3000:]
+    assert distributed.stdout == local.stdout
+    assert len(distributed.stdout.splitlines()) == 2 + 12 + 1 + 20 + 15
+    assert (tmp_path / "ray" / "faces.csv").read_text() == (tmp_path / "local" / "faces.csv").read_text()
+    files = sorted(p.name for p in (tmp_path / "local" / "media").iterdir())
+    assert sorted(p.name for p in (tmp_path / "ray" / "media").iterdir()) == files
+    assert {"d_clip.mp4", "d_clip.summary.json", "e_clip.timeline.png", "a_face.jpg"} <= set(files)
+    for name in ("d_clip.summary.json", "e_clip.summary.json"):
+        assert json.loads((tmp_path / "ray" / "media" / name).read_text()) == json.loads(
+            (tmp_path / "local" / "media" / name).read_text())
+    assert "c_corrupt.jpg: not a readable image" in distributed.stderr
+    assert "work done on 2 node(s)" in distributed.stderr  # both simulated nodes took work
+    assert "Traceback" not in distributed.stderr
+    assert not list(tmp_path.rglob(".*partial*"))
+
+
+def test_ray_without_an_address_starts_and_stops_a_local_ray(tmp_path):
+    run = subprocess.run([sys.executable, "-m", "emotrace.cli.main", "predict",
+                          str(TESTDATA / "face.jpg"), "--json", "--ray"],
+                         capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert len(json.loads(run.stdout)["faces"]) == 4
+    assert "work done on 1 node(s)" in run.stderr
