@@ -18,8 +18,13 @@ from conftest import FER, TESTDATA  # noqa: E402
 from emotrace.testing import write_panning_video  # noqa: E402
 
 RAY = str(Path(sys.executable).parent / "ray")
-#: The simulated cluster uses Ray's token authentication with a token of its own.
-CLUSTER_ENV = {**os.environ, "RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": secrets.token_hex(32)}
+TOKEN = secrets.token_hex(32)
+
+
+def cluster_env() -> dict[str, str]:
+    """The environment of the test session (its private caches) plus Ray's token auth with a
+    token of the simulated cluster's own."""
+    return {**os.environ, "RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": TOKEN}
 
 
 def free_port() -> int:
@@ -38,13 +43,13 @@ def cluster(tmp_path_factory):
         subprocess.run([RAY, "start", "--head", "--num-cpus", "1", "--port", str(port),
                         "--include-dashboard", "false", "--temp-dir", str(head_tmp),
                         "--disable-usage-stats"], check=True, capture_output=True, timeout=120,
-                       env=CLUSTER_ENV)
+                       env=cluster_env())
         subprocess.run([RAY, "start", "--address", address, "--num-cpus", "1",
                         "--temp-dir", str(worker_tmp), "--disable-usage-stats"],
-                       check=True, capture_output=True, timeout=120, env=CLUSTER_ENV)
+                       check=True, capture_output=True, timeout=120, env=cluster_env())
         yield address
     finally:
-        subprocess.run([RAY, "stop", "--force"], capture_output=True, timeout=120, env=CLUSTER_ENV)
+        subprocess.run([RAY, "stop", "--force"], capture_output=True, timeout=120, env=cluster_env())
 
 
 @pytest.fixture(scope="module")
@@ -65,7 +70,7 @@ def predict(inputs: Path, out: Path, *extra: str, timeout: int = 300):
     run = subprocess.run([sys.executable, "-m", "emotrace.cli.main", "predict", str(inputs),
                           "--json", "--csv", str(out / "faces.csv"), "--save", str(out / "media"),
                           *extra], capture_output=True, text=True, timeout=timeout,
-                         env=CLUSTER_ENV)
+                         env=cluster_env())
     return run
 
 
@@ -95,3 +100,23 @@ def test_ray_without_an_address_starts_and_stops_a_local_ray(tmp_path):
     assert run.returncode == 0, run.stderr[-3000:]
     assert len(json.loads(run.stdout)["faces"]) == 4
     assert "work done on 1 node(s)" in run.stderr
+
+
+def test_study_runs_as_tune_trials_and_reuses_its_cache(cluster, fer_slice, tmp_path):
+    pytest.importorskip("torch", reason="training needs the train extra")
+    command = [sys.executable, "-m", "emotrace.cli.main", "study", "transfer", "--epochs", "1",
+               "--image-size", "32", "--subset", "1.0", "--data", str(fer_slice), "--ray", cluster,
+               "--storage", str(tmp_path / "runs"), "--out", str(tmp_path / "experiments")]
+    first = subprocess.run(command, capture_output=True, text=True, timeout=600, env=cluster_env())
+    assert first.returncode == 0, first.stderr[-3000:]
+    runs = sorted(p.name for p in (tmp_path / "runs").iterdir() if p.name != "tune")
+    assert len(runs) == 2 and all((tmp_path / "runs" / r / "finished.json").is_file() for r in runs)
+    assert (tmp_path / "runs" / "tune").is_dir()  # Tune's own state, beside the runs
+    results = tmp_path / "experiments" / "transfer" / "results.json"
+    before = json.loads(results.read_text())
+    stamps = {p: p.stat().st_mtime for p in (tmp_path / "runs").rglob("*.ckpt")}
+    again = subprocess.run(command, capture_output=True, text=True, timeout=600, env=cluster_env())
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert {p: p.stat().st_mtime for p in (tmp_path / "runs").rglob("*.ckpt")} == stamps
+    after = json.loads(results.read_text())
+    assert [r["history"] for r in after["runs"]] == [r["history"] for r in before["runs"]]

@@ -255,9 +255,16 @@ def study(args: argparse.Namespace) -> int:
         raise _train_extra("study") from None
     budget = {"epochs": args.epochs, "image_size": args.image_size, "subset": args.subset,
               "data": args.data}
+    if args.ray is not None:
+        try:
+            import ray  # noqa: F401
+        except ImportError as error:
+            raise UsageError(f"--ray needs the ray extra: pip install 'emotrace[ray]' ({error})")
+    elif args.storage:
+        raise UsageError("--storage goes with --ray (locally, --runs says where runs go)")
     report = run_study(args.name, budget, _key_values(args.weights, "--weights"),
-                       runs_root=args.runs, out_root=args.out,
-                       command=recorded_command(args))
+                       runs_root=args.storage or args.runs, out_root=args.out,
+                       command=recorded_command(args), ray_address=args.ray)
     print(f"wrote {report}")
     return EXIT_OK
 

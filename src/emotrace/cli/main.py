@@ -188,6 +188,11 @@ def build_parser() -> argparse.ArgumentParser:
                             "inception_v3)")
     study.add_argument("--runs", default="runs/studies", help="where runs are cached "
                                                               "(default: %(default)s)")
+    study.add_argument("--ray", nargs="?", const="", default=None, metavar="ADDRESS",
+                       help="train the missing runs as Ray Tune trials: no ADDRESS starts a "
+                            "local Ray; 'auto' or HOST:PORT joins a cluster (the ray extra)")
+    study.add_argument("--storage", metavar="DIR",
+                       help="with --ray: the runs folder every node reaches (default: --runs)")
     study.add_argument("--out", default="experiments", help="report folder (default: %(default)s)")
     study.set_defaults(run=_run("study"))
     return parser

@@ -63,7 +63,9 @@ def ray_cluster(address: str | None) -> Iterator[Any]:
 
     ray.init(address=address or "local", include_dashboard=False, log_to_driver=False,
              logging_level=logging.ERROR, configure_logging=False,
-             runtime_env={"env_vars": {"ORT_DISABLE_TELEMETRY": "1"}})
+             # workers keep the driver's working folder (Tune would move trials to their own)
+             runtime_env={"env_vars": {"ORT_DISABLE_TELEMETRY": "1",
+                                       "RAY_CHDIR_TO_TRIAL_DIR": "0"}})
     try:
         context = ray.data.DataContext.get_current()
         context.execution_options.preserve_order = True  # results in source order

@@ -54,13 +54,18 @@ def _ensembles(study: Study, results: list[RunResult], runs_root: Path,
 def run_study(name: str, budget: dict[str, Any] | None = None,
               weights: dict[str, str] | None = None, runs_root: str | Path = "runs/studies",
               out_root: str | Path = "experiments", command: str | None = None,
-              progress_bar: bool = True) -> Path:
+              progress_bar: bool = True, ray_address: str | None = None) -> Path:
     """Train the study's missing runs (cached by config; interrupted runs resume), measure them
-    and write ``out_root/<name>/report.md``, ``results.json`` and ``figures/``."""
+    and write ``out_root/<name>/report.md``, ``results.json`` and ``figures/``. With
+    ``ray_address`` (``""`` for a local Ray) the missing runs are Ray Tune trials."""
     study = load_study(name, budget, weights)
     runs_root, out = Path(runs_root), Path(out_root) / name
     runs, skipped = _runnable(study)
-    for run in runs:
+    if ray_address is not None:
+        from emotrace.distributed.ray_tune import train_runs_on_ray
+
+        train_runs_on_ray(runs, runs_root, ray_address or None, name=f"study-{name}")
+    for run in runs:  # with Ray: only checks that every run is cached
         train_run(run, runs_root, progress_bar=progress_bar)
     splits = ("val", "test") if study.kind in ("transfer", "ladder", "ensemble") else ()
     results = [collect(run, runs_root, splits) for run in runs]
