@@ -77,6 +77,8 @@ def build_parser() -> argparse.ArgumentParser:
                          help="spread the work over Ray: no ADDRESS starts a local Ray for the "
                               "run; 'auto' or HOST:PORT or ray://HOST:PORT joins a cluster "
                               "(needs the ray extra; --save must be a folder every node reaches)")
+    predict.add_argument("--workers", type=int, metavar="N",
+                         help="with --ray: at most N image actors (and N CPUs for a local Ray)")
     predict.add_argument("--timeout", type=float, default=10.0, metavar="S",
                          help="streams and cameras: seconds without a frame before the source is "
                               "reported as stalled (default: %(default)s)")

@@ -122,6 +122,8 @@ def predict(args: argparse.Namespace) -> int:
                          "stream URL), or --examples for the sample photos")
     if args.every < 1:
         raise UsageError(f"--every must be 1 or more, got {args.every}")
+    if args.workers is not None and (args.workers < 1 or args.ray is None):
+        raise UsageError("--workers takes a number of 1 or more and goes with --ray")
     recognizer = Recognizer(args.model, detector=args.detector, min_face=args.min_face,
                             track=not args.no_track, smooth=args.smooth, timeout=args.timeout)
     expanded = expand_sources(sources)
@@ -162,7 +164,7 @@ def _pipeline(args: argparse.Namespace, recognizer):
     spec = RecognizerSpec(args.model, args.detector, args.min_face, not args.no_track,
                           args.smooth, args.timeout)
     return lambda sources, every, sinks, nodes: predict_on_ray(
-        spec, sources, every, sinks, address=args.ray or None, nodes=nodes)
+        spec, sources, every, sinks, address=args.ray or None, nodes=nodes, workers=args.workers)
 
 
 def _written(sinks: list[Sink]) -> list[str]:

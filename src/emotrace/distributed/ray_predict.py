@@ -50,9 +50,9 @@ class RecognizerSpec:
 
 
 @contextlib.contextmanager
-def ray_cluster(address: str | None) -> Iterator[Any]:
+def ray_cluster(address: str | None, cpus: int | None = None) -> Iterator[Any]:
     """Join ``address`` (``auto``, ``HOST:PORT``, ``ray://HOST:PORT``) or start a local Ray for
-    the run and stop it after."""
+    the run (with ``cpus`` CPUs, default all) and stop it after."""
     import ray
     import ray.data  # configures its loggers on import: quieten them after
 
@@ -61,7 +61,8 @@ def ray_cluster(address: str | None) -> Iterator[Any]:
         for handler in logging.getLogger(name).handlers:
             handler.setLevel(logging.ERROR)
 
-    ray.init(address=address or "local", include_dashboard=False, log_to_driver=False,
+    ray.init(address=address or "local", num_cpus=None if address else cpus,
+             include_dashboard=False, log_to_driver=False,
              logging_level=logging.ERROR, configure_logging=False,
              # workers keep the driver's working folder (Tune would move trials to their own)
              runtime_env={"env_vars": {"ORT_DISABLE_TELEMETRY": "1",
@@ -130,14 +131,16 @@ def _unpack(data: dict[str, Any]) -> Result:
 
 def predict_on_ray(spec: RecognizerSpec, sources: object, every: int = 1,
                    sinks: Sequence[Sink] = (), address: str | None = None,
-                   nodes: set[str] | None = None) -> Iterator[Result]:
+                   nodes: set[str] | None = None, workers: int | None = None
+                   ) -> Iterator[Result]:
     """Like :meth:`Recognizer.run`, with the work done by a Ray cluster. ``nodes`` collects the
-    ids of the nodes that did work."""
+    ids of the nodes that did work; ``workers`` caps the image actors (and is the CPU count of
+    a local Ray)."""
     items: ExpandedSources = expand_sources(sources)
     nodes = nodes if nodes is not None else set()
     annotated = next((s for s in sinks if isinstance(s, AnnotatedSink)), None)
-    with ray_cluster(address) as ray:
-        image_results = _image_results(ray, spec, items, annotated is not None, nodes)
+    with ray_cluster(address, workers) as ray:
+        image_results = _image_results(ray, spec, items, annotated is not None, nodes, workers)
         video_tasks = _launch_videos(ray, spec, items, every, annotated)
         for index, item in enumerate(items):
             if isinstance(item, SourceError):
@@ -157,12 +160,12 @@ def predict_on_ray(spec: RecognizerSpec, sources: object, every: int = 1,
 
 
 def _image_results(ray, spec: RecognizerSpec, items: ExpandedSources, keep_images: bool,
-                   nodes: set[str]) -> Iterator[Result]:
+                   nodes: set[str], workers: int | None) -> Iterator[Result]:
     rows = [{"index": i, "path": str(item)} for i, item in enumerate(items)
             if not isinstance(item, SourceError) and not is_video_source(item)]
     if not rows:
         return iter(())
-    cpus = max(1, int(ray.cluster_resources().get("CPU", 1)))
+    cpus = workers or max(1, int(ray.cluster_resources().get("CPU", 1)))
     dataset = ray.data.from_items(rows).map_batches(
         ImagePredictor, fn_constructor_args=(spec, keep_images), batch_size=IMAGE_BATCH,
         compute=ray.data.ActorPoolStrategy(min_size=1, max_size=cpus), num_cpus=ACTOR_CPUS,

@@ -67,8 +67,10 @@ class YuNetDetector:
         small = image if scale == 1.0 else cv2.resize(
             image, (max(1, round(width * scale)), max(1, round(height * scale))),
             interpolation=cv2.INTER_AREA)
-        small = cv2.copyMakeBorder(small, 0, max(0, YUNET_MIN_INPUT - small.shape[0]), 0,
-                                   max(0, YUNET_MIN_INPUT - small.shape[1]), cv2.BORDER_CONSTANT)
+        if min(small.shape[:2]) < YUNET_MIN_INPUT:
+            small = cv2.copyMakeBorder(small, 0, max(0, YUNET_MIN_INPUT - small.shape[0]), 0,
+                                       max(0, YUNET_MIN_INPUT - small.shape[1]),
+                                       cv2.BORDER_CONSTANT)
         size = (small.shape[1], small.shape[0])
         if size != self._size:
             self.detector.setInputSize(size)
