@@ -363,3 +363,83 @@ def test_sample_photos_ship_inside_the_package():
         ("classroom.jpg", 4), ("grace_hopper.jpg", 1)]
     nothing = emotrace("predict")
     assert nothing.returncode == 2 and "--examples" in nothing.stderr
+
+
+# found by a second, hostile review ---------------------------------------------------------------
+def test_outputs_never_replace_inputs(tmp_path):
+    (tmp_path / "in").mkdir()
+    photo = tmp_path / "in" / "a.jpg"
+    shutil.copy(TESTDATA / "face.jpg", photo)
+    before = photo.read_bytes()
+    into_inputs = emotrace("predict", tmp_path / "in", "--save", tmp_path / "in")
+    assert into_inputs.returncode == 2 and "holds input files" in into_inputs.stderr
+    over_input = emotrace("predict", photo, "--csv", photo)
+    assert over_input.returncode == 2 and "is one of the inputs" in over_input.stderr
+    assert photo.read_bytes() == before
+
+
+def test_csv_through_links_pipes_and_stdout(tmp_path):
+    target = tmp_path / "real.csv"
+    target.write_text("old")
+    (tmp_path / "link.csv").symlink_to(target)
+    run = emotrace("predict", TESTDATA / "face.jpg", "--csv", tmp_path / "link.csv")
+    assert run.returncode == 0 and (tmp_path / "link.csv").is_symlink()
+    assert len(target.read_text().splitlines()) == 5  # the link's target got the rows
+    fifo = tmp_path / "pipe.csv"
+    os.mkfifo(fifo)
+    reader = subprocess.Popen(["cat", str(fifo)], stdout=subprocess.PIPE, text=True)
+    run = emotrace("predict", TESTDATA / "face.jpg", "--csv", fifo)
+    assert run.returncode == 0 and len(reader.communicate(timeout=60)[0].splitlines()) == 5
+    assert fifo.is_fifo()  # written through, never replaced by a file
+    stdout = emotrace("predict", TESTDATA / "face.jpg", "--csv", "-")
+    assert stdout.returncode == 0 and stdout.stdout.startswith("source,frame,time")
+    assert len(stdout.stdout.splitlines()) == 5
+
+
+def test_globs_do_not_follow_link_loops_and_broken_entries_are_named(tmp_path):
+    tree = tmp_path / "L"
+    (tree / "sub").mkdir(parents=True)
+    shutil.copy(TESTDATA / "face.jpg", tree / "a.jpg")
+    (tree / "sub" / "up").symlink_to("..")
+    (tree / "self").symlink_to("../L")
+    (tree / "gone.jpg").symlink_to(tmp_path / "nowhere.jpg")
+    run = emotrace("predict", f"{tree}/**/*.jpg", "--json", timeout=60)
+    lines = [json.loads(line) for line in run.stdout.splitlines()]
+    assert [Path(line["source"]).name for line in lines] == ["a.jpg", "gone.jpg"]
+    assert run.returncode == 1 and "gone.jpg: file not found" in run.stderr
+    folder = emotrace("predict", tree, "--json", timeout=60)
+    assert folder.returncode == 1 and "gone.jpg: file not found" in folder.stderr
+
+
+@pytest.mark.parametrize("option", [["--timeout", "nan"], ["--timeout", "1e300"],
+                                    ["--min-face", "-5"], ["--csv", ""], ["--every", "0"]])
+def test_bad_option_values_are_usage_errors(option):
+    run = emotrace("predict", TESTDATA / "face.jpg", *option)
+    assert run.returncode == 2 and "internal error" not in run.stderr, run.stderr
+
+
+def test_kaggle_csv_with_bad_rows_is_evaluated_on_the_good_ones(tmp_path):
+    good = " ".join(["100"] * 48 * 48)
+    (tmp_path / "fer.csv").write_text(
+        "emotion,pixels,Usage\n" + f"3,{good},PublicTest\n" * 3 + "3,,PublicTest\n"
+        + "3,300 " + " ".join(["1"] * 2303) + ",PublicTest\n4\n")
+    run = emotrace("evaluate", "--data", tmp_path / "fer.csv", "--json")
+    assert run.returncode == 1, run.stderr
+    result = json.loads(run.stdout)
+    assert result["n"] == 3 and result["skipped"] == 3
+    assert "fer.csv:5" in run.stderr or "fer.csv:5" in json.dumps(result["skipped_files"])
+    (tmp_path / "latin1.csv").write_bytes("emotion,pixels\n3,caf\xe9\n".encode("latin-1"))
+    latin = emotrace("evaluate", "--data", tmp_path / "latin1.csv")
+    assert latin.returncode == 2 and "not a UTF-8 text file" in latin.stderr
+
+
+def test_strict_counts_only_the_chosen_split(tmp_path):
+    for split, prefix in (("train", "Training"), ("test", "PublicTest")):
+        (tmp_path / split / "happy").mkdir(parents=True)
+        for file in sorted((FER / "test" / "happy").glob("PublicTest_*.jpg"))[:3]:
+            shutil.copy(file, tmp_path / split / "happy" / file.name.replace("PublicTest", prefix))
+    (tmp_path / "train" / "happy" / "Training_bad.jpg").write_bytes(b"broken")
+    val = emotrace("evaluate", "--data", tmp_path, "--split", "val", "--strict", "--json")
+    assert val.returncode == 0 and json.loads(val.stdout)["skipped"] == 0
+    train = emotrace("evaluate", "--data", tmp_path, "--split", "train", "--strict")
+    assert train.returncode == 2 and "Training_bad.jpg" in train.stderr

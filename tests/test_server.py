@@ -231,3 +231,27 @@ def test_openapi_and_page_are_served(client):
     for asset in ("/static/app.js", "/static/style.css"):
         response = client.get(asset)
         assert response.status_code == 200 and "https://" not in response.text
+
+
+def test_results_name_the_upload_never_a_server_path(client, clip, tmp_path):
+    job_id = client.post("/v1/jobs", files=upload("my lecture.mp4", clip)).json()["id"]
+    assert wait_for(client, job_id)["status"] == "done"
+    summary = client.get(f"/v1/jobs/{job_id}/summary").json()
+    assert summary["source"] == "my lecture.mp4"
+    rows = client.get(f"/v1/jobs/{job_id}/faces.csv").text.splitlines()[1:]
+    assert rows and all(row.startswith("my lecture.mp4,") for row in rows)
+    data_dir = str(client.app.state.settings.data_dir)
+    for route in ("", "/summary", "/faces.csv"):
+        assert data_dir not in client.get(f"/v1/jobs/{job_id}{route}").text
+
+
+def test_odd_tokens_and_text_messages_are_refused_cleanly(tmp_path):
+    with TestClient(create_app(ServerSettings(data_dir=tmp_path, token=TOKEN)),
+                    raise_server_exceptions=False) as client:
+        odd = client.get("/v1/jobs", headers={"Authorization": "Bearer s3crét-tökén".encode()})
+        assert odd.status_code == 401
+        with client.websocket_connect(f"/v1/stream?token={TOKEN}") as ws:
+            ws.send_text("hello")
+            assert "binary message" in ws.receive_json()["error"]
+            ws.send_bytes(PHOTO)  # the connection still works
+            assert len(ws.receive_json()["faces"]) == 4

@@ -32,6 +32,9 @@ def run(args: argparse.Namespace, command_line: list[str] | None = None) -> int:
     except EmotraceError as error:
         print(f"emotrace {args.command}: error: {error}", file=sys.stderr)
         return EXIT_USAGE
+    except BrokenPipeError:  # the reader went away (`| head`): stop quietly, as Unix tools do
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
     except Exception as error:  # a bug, not bad input: keep the traceback one switch away
         if args.debug or os.environ.get("EMOTRACE_DEBUG"):
             raise

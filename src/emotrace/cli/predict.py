@@ -94,6 +94,26 @@ def _describe(result: Result) -> str:
     return f"{result.source}: {len(result.faces)} face(s): {faces}"
 
 
+def _check_outputs_spare_inputs(args: argparse.Namespace, sources: list) -> None:
+    """Outputs must never replace an input: refuse a --csv that is an input, and a --save
+    folder that holds inputs (an annotated copy takes its input's name)."""
+    from pathlib import Path
+
+    from emotrace.cli.commands import UsageError
+
+    inputs = {Path(s).resolve(): s for s in sources if isinstance(s, str) and Path(s).is_file()}
+    if args.csv and args.csv != "-" and Path(args.csv).resolve() in inputs:
+        raise UsageError(f"--csv {args.csv} is one of the inputs; give another file name")
+    if args.save:
+        folder = Path(args.save).resolve()
+        inside = [name for path, name in inputs.items() if path.parent == folder]
+        if inside:
+            raise UsageError(f"--save {args.save} holds input files ({inside[0]}"
+                             + (f" and {len(inside) - 1} more" if len(inside) > 1 else "")
+                             + "): their annotated copies would replace them; choose another "
+                               "folder")
+
+
 def _output_sinks(args: argparse.Namespace, stack: contextlib.ExitStack) -> list[Sink]:
     """The sinks the options ask for; their paths are checked here, before any work (the CSV,
     which creates its temporary file at once, comes last)."""
@@ -122,17 +142,24 @@ def predict(args: argparse.Namespace) -> int:
                          "stream URL), or --examples for the sample photos")
     if args.every < 1:
         raise UsageError(f"--every must be 1 or more, got {args.every}")
+    for option, value in (("--csv", args.csv), ("--save", args.save)):
+        if value is not None and not value.strip():
+            raise UsageError(f"{option} needs a name, got an empty one")
+    if args.csv == "-" and args.json:
+        raise UsageError("--csv - and --json both write to standard output; choose one")
     if args.workers is not None and (args.workers < 1 or args.ray is None):
         raise UsageError("--workers takes a number of 1 or more and goes with --ray")
     recognizer = Recognizer(args.model, detector=args.detector, min_face=args.min_face,
                             track=not args.no_track, smooth=args.smooth, timeout=args.timeout)
     expanded = expand_sources(sources)
+    _check_outputs_spare_inputs(args, expanded)
     run, nodes = _pipeline(args, recognizer), set()
     console: ConsoleReport | None = None
     try:
         with contextlib.ExitStack() as stack:
             outputs = _output_sinks(args, stack)
-            console = stack.enter_context(ConsoleReport(len(expanded), args.every, not args.json))
+            describe = not args.json and args.csv != "-"  # stdout carries the data then
+            console = stack.enter_context(ConsoleReport(len(expanded), args.every, describe))
             window = ShowWindow() if args.show else None
             sinks = [*outputs, console, *([window] if window else [])]
             for _ in run(expanded, args.every, sinks, nodes):

@@ -156,30 +156,52 @@ def _decode_files(files: list[tuple[Path, int, str]], image_size: int) -> FaceSe
 
 
 def _read_csv(path: Path, image_size: int) -> FaceSet:
-    images, labels, usage = [], [], []
-    with open(path, newline="") as handle:
-        reader = csv.DictReader(handle)
-        columns = {name.strip().lower(): name for name in reader.fieldnames or []}
-        if not {"emotion", "pixels"} <= columns.keys():
-            raise DatasetError(f"{path}: expected the Kaggle FER-2013 columns emotion,pixels,Usage; "
-                               f"found {reader.fieldnames}")
-        for row_number, row in enumerate(progress(reader, desc="reading CSV", unit="row"), 2):
-            try:
-                pixels = np.array(row[columns["pixels"]].split(), dtype=np.uint8)
-                side = int(round(np.sqrt(pixels.size)))
-                image = pixels.reshape(side, side)
-                label = emotion_index(row[columns["emotion"]])
-            except ValueError as error:
-                raise DatasetError(f"{path}, line {row_number}: {error}") from None
-            if side != image_size:
-                image = cv2.resize(image, (image_size, image_size), interpolation=cv2.INTER_LINEAR)
-            images.append(image)
-            labels.append(label)
-            usage.append(row[columns["usage"]].strip() if "usage" in columns else "")
+    """The Kaggle CSV; rows that cannot be used are left out and listed in ``skipped`` with
+    their line number and the reason."""
+    images, labels, usage, sources, skipped = [], [], [], [], []
+    try:
+        with open(path, newline="", encoding="utf-8") as handle:
+            reader = csv.DictReader(handle)
+            columns = {name.strip().lower(): name for name in reader.fieldnames or []}
+            if not {"emotion", "pixels"} <= columns.keys():
+                raise DatasetError(f"{path}: expected the Kaggle FER-2013 columns "
+                                   f"emotion,pixels,Usage; found {reader.fieldnames}")
+            for line, row in enumerate(progress(reader, desc="reading CSV", unit="row"), 2):
+                row_usage = (row.get(columns.get("usage", ""), "") or "").strip()
+                try:
+                    image, label = _csv_face(row[columns["pixels"]], row[columns["emotion"]])
+                except ValueError as error:
+                    skipped.append((f"{path}:{line}", str(error), row_usage))
+                    continue
+                if image.shape[0] != image_size:
+                    image = cv2.resize(image, (image_size, image_size),
+                                       interpolation=cv2.INTER_LINEAR)
+                images.append(image)
+                labels.append(label)
+                usage.append(row_usage)
+                sources.append(f"{path}:{line}")
+    except UnicodeDecodeError as error:
+        raise DatasetError(f"{path}: not a UTF-8 text file ({error.reason} at byte "
+                           f"{error.start}); give the Kaggle CSV") from None
     if not images:
-        raise DatasetError(f"{path}: the CSV has no rows")
-    return FaceSet(np.stack(images), np.array(labels, np.int64), np.array(usage),
-                   [f"{path}:{i + 2}" for i in range(len(images))])
+        raise DatasetError(f"{path}: the CSV has no usable rows"
+                           + (f" (first problem: {skipped[0][0]}: {skipped[0][1]})" if skipped
+                              else ""))
+    return FaceSet(np.stack(images), np.array(labels, np.int64), np.array(usage), sources,
+                   skipped)
+
+
+def _csv_face(pixels: str | None, emotion: str | None) -> tuple[np.ndarray, int]:
+    """One row's square grey image and label; ``ValueError`` saying what is wrong."""
+    values = np.array((pixels or "").split(), dtype=np.int64) if pixels else np.zeros(0)
+    side = int(round(np.sqrt(values.size)))
+    if values.size == 0 or side * side != values.size:
+        raise ValueError(f"{values.size} pixel values do not make a square image")
+    if values.min() < 0 or values.max() > 255:
+        raise ValueError("pixel values must be 0-255")
+    if emotion is None:
+        raise ValueError("no emotion label")
+    return values.astype(np.uint8).reshape(side, side), emotion_index(emotion)
 
 
 def _cache_file(root: Path, files: list[Path], image_size: int) -> Path:

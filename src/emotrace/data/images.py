@@ -32,8 +32,10 @@ class NotAnImageError(ImageError):
 def image_header(path: str | os.PathLike) -> tuple[int, int, int]:
     """``(width, height, exif_orientation)`` from the file's header, without decoding pixels."""
     file = Path(path)
-    if not file.is_file():
+    if not file.exists():
         raise ImageError("file not found")
+    if not file.is_file():  # never open a device or a pipe: /dev/zero would never end
+        raise ImageError("not a regular file (a device, a pipe or a folder)")
     if file.stat().st_size == 0:
         raise ImageError("empty file (0 bytes)")
     return _header(file)

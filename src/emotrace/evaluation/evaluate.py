@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from emotrace.data import load_dataset, select_split
+from emotrace.data import DatasetError, load_dataset, select_split
 from emotrace.evaluation.metrics import confusion_matrix, metrics_from_confusion
 from emotrace.evaluation.plots import plot_confusion
 from emotrace.utils import atomic_path, progress
@@ -61,7 +61,11 @@ def evaluate(classifier, data: str | Path, split: str | None = None,
     face crops, and return an :class:`Evaluation`. ``classifier`` is an
     :class:`~emotrace.inference.EmotionClassifier` (anything with ``predict_faces``). Unreadable
     images are skipped and listed in ``Evaluation.skipped`` (``strict``: fail on the first)."""
-    faces = select_split(load_dataset(data, strict=strict), split)
+    faces = select_split(load_dataset(data), split)
+    if strict and faces.skipped:  # only images of the chosen split count
+        file, reason, _ = faces.skipped[0]
+        raise DatasetError(f"{file}: {reason}; remove it from the dataset or replace it "
+                           "(or leave out --strict to skip unreadable images)")
     probs = np.concatenate([
         classifier.predict_faces(faces.images[start:start + batch_size])
         for start in progress(range(0, len(faces), batch_size), desc="evaluating",

@@ -28,6 +28,7 @@ from emotrace.utils import deferred_interrupt
 
 Source = str | os.PathLike | int | np.ndarray
 DEFAULT_MIN_FACE = 24
+MAX_TIMEOUT_S = 86_400  # OpenCV takes the timeout in milliseconds as a 32-bit integer
 #: Below this side (pixels) face detection is unreliable; such images get a warning that
 #: suggests the whole-image detector for face crops.
 SMALL_IMAGE = 64
@@ -58,8 +59,11 @@ class Recognizer:
                  timeout: float = DEFAULT_TIMEOUT_S) -> None:
         if not 0.0 <= smooth < 1.0:
             raise ConfigError(f"smoothing must be in [0, 1), got {smooth}")
-        if timeout <= 0:
-            raise ConfigError(f"timeout must be positive, got {timeout}")
+        if not 0 < timeout <= MAX_TIMEOUT_S:  # also refuses nan
+            raise ConfigError(f"timeout must be between 0 and {MAX_TIMEOUT_S} seconds, got "
+                              f"{timeout}")
+        if min_face < 0:
+            raise ConfigError(f"the smallest face must be 0 or more pixels, got {min_face}")
         self.classifier = EmotionClassifier(model, threads=threads)
         self.min_face, self.framing, self.track, self.smooth = min_face, framing, track, smooth
         self.timeout = timeout

@@ -14,6 +14,7 @@ from __future__ import annotations
 import csv
 import json
 import os
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
@@ -88,18 +89,33 @@ class JsonLinesSink(Sink):
 
 
 class CsvSink(Sink):
-    """One row per face per frame (``CSV_FIELDS``), in a temporary file renamed into place by
-    :meth:`close`. The path is checked when the sink is made, before any work."""
+    """One row per face per frame (``CSV_FIELDS``). A file is written under a temporary name and
+    renamed into place by :meth:`close` (a symbolic link is followed: its target is replaced);
+    ``-``, a device (``/dev/null``) or a named pipe is written to directly. The path is checked
+    when the sink is made, before any work."""
 
     def __init__(self, path: str | os.PathLike) -> None:
         super().__init__()
-        self.path = check_output_file(path, "CSV file")
-        remove_stale_partials(self.path)
-        self._tmp = partial_path(self.path)
         self.rows = 0
+        self._direct = str(path) == "-" or _is_special(Path(path))
+        if self._direct:
+            self.path = Path(path)
+            self._tmp = None
+            try:
+                self._handle = sys.stdout if str(path) == "-" else open(path, "w", newline="")
+            except OSError as error:
+                raise OutputError(path, f"cannot write it: {describe_os_error(error)}") from None
+        else:
+            self.path = check_output_file(Path(path).resolve() if Path(path).is_symlink()
+                                          else path, "CSV file")
+            remove_stale_partials(self.path)
+            self._tmp = partial_path(self.path)
+            try:
+                self._handle = open(self._tmp, "w", newline="")
+            except OSError as error:
+                self._fail(error)
+        self._writer = csv.writer(self._handle)
         try:
-            self._handle = open(self._tmp, "w", newline="")
-            self._writer = csv.writer(self._handle)
             self._writer.writerow(CSV_FIELDS)
         except OSError as error:
             self._fail(error)
@@ -119,6 +135,10 @@ class CsvSink(Sink):
             return
         try:
             self._handle.flush()
+            if self._tmp is None:  # stdout, a device or a pipe: written as we went
+                if self._handle is not sys.stdout:
+                    self._handle.close()
+                return
             os.fsync(self._handle.fileno())
             self._handle.close()
             os.replace(self._tmp, self.path)
@@ -127,13 +147,23 @@ class CsvSink(Sink):
         self.written.append(self.path)
 
     def abort(self) -> None:
-        self._handle.close()
-        self._tmp.unlink(missing_ok=True)
+        if self._handle is not sys.stdout:
+            self._handle.close()
+        if self._tmp is not None:
+            self._tmp.unlink(missing_ok=True)
 
     def _fail(self, error: OSError):
         if hasattr(self, "_handle"):
             self.abort()
         raise OutputError(self.path, f"cannot write it: {describe_os_error(error)}") from None
+
+
+def _is_special(path: Path) -> bool:
+    """A character device (``/dev/null``) or a named pipe: written to, never replaced."""
+    try:
+        return path.is_char_device() or path.is_fifo()
+    except OSError:
+        return False
 
 
 @dataclass

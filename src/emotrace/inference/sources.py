@@ -9,7 +9,7 @@ goes on with the other inputs.
 
 from __future__ import annotations
 
-import glob as globlib
+import dataclasses
 import os
 import time
 from collections.abc import Iterable, Iterator
@@ -79,6 +79,8 @@ def is_live_source(source: object) -> bool:
 
 
 def is_video_source(source: object) -> bool:
+    if isinstance(source, NamedSource):
+        return is_video_source(source.path)
     if is_live_source(source):
         return True
     return isinstance(source, (str, os.PathLike)) and Path(source).suffix.lower() in VIDEO_SUFFIXES
@@ -86,6 +88,36 @@ def is_video_source(source: object) -> bool:
 
 class ExpandedSources(list):
     """The result of :func:`expand_sources`; expanding it again returns it unchanged."""
+
+
+@dataclass(frozen=True)
+class NamedSource:
+    """A file read from ``path`` but reported as ``name`` (a service shows an upload's name,
+    never its own paths)."""
+
+    path: str
+    name: str
+
+
+def _wanted(path: Path) -> bool:
+    """Image/video suffixes; broken links and special files too (they are reported, not
+    silently skipped); never folders."""
+    return path.suffix.lower() in IMAGE_SUFFIXES | VIDEO_SUFFIXES and not path.is_dir()
+
+
+def _glob(pattern: str) -> list[str]:
+    """Files matching ``pattern`` (``**`` recursive). Symbolic links to folders are not followed
+    (a link loop would never end), and each file is listed once."""
+    parts = Path(pattern).parts
+    fixed = next(i for i, part in enumerate(parts) if any(c in part for c in "*?["))
+    root = Path(*parts[:fixed]) if fixed else Path(".")
+    found, seen = [], set()
+    for path in sorted(root.glob(str(Path(*parts[fixed:])))):
+        key = os.path.realpath(path)
+        if _wanted(path) and key not in seen:
+            seen.add(key)
+            found.append(str(path) if fixed or not str(path).startswith("./") else str(path)[2:])
+    return found
 
 
 def expand_sources(sources: object | Iterable[object]) -> ExpandedSources:
@@ -97,18 +129,17 @@ def expand_sources(sources: object | Iterable[object]) -> ExpandedSources:
     single = isinstance(sources, (str, os.PathLike, int, np.ndarray))
     expanded = ExpandedSources()
     for source in [sources] if single else sources:
-        if isinstance(source, (np.ndarray, int)):
+        if isinstance(source, (np.ndarray, int, NamedSource)):
             expanded.append(source)
             continue
         text = os.fspath(source)
         if "://" in text or text.isdigit():
             expanded.append(text)
         elif Path(text).is_dir():
-            files = sorted(str(p) for p in Path(text).rglob("*") if p.is_file()
-                           and p.suffix.lower() in IMAGE_SUFFIXES | VIDEO_SUFFIXES)
+            files = sorted(str(p) for p in Path(text).rglob("*") if _wanted(p))
             expanded += files or [SourceError(text, "folder has no image or video files")]
         elif any(c in text for c in "*?[") and not Path(text).exists():
-            files = sorted(f for f in globlib.glob(text, recursive=True) if Path(f).is_file())
+            files = _glob(text)
             expanded += files or [SourceError(text, "no file matches this pattern")]
         else:
             expanded.append(text)
@@ -200,8 +231,10 @@ def _open_capture(source: str | int, timeout: float) -> tuple[cv2.VideoCapture, 
         kind, capture = "stream", cv2.VideoCapture(str(source), cv2.CAP_FFMPEG, timeouts)
         what = "cannot open the stream (check the URL and that it is reachable)"
     else:
-        if not Path(source).is_file():
+        if not Path(source).exists():
             raise SourceError(source, "file not found")
+        if not Path(source).is_file():
+            raise SourceError(source, "not a regular file (a device, a pipe or a folder)")
         if Path(source).stat().st_size == 0:
             raise SourceError(source, "empty file (0 bytes)")
         kind, capture = "video", cv2.VideoCapture(str(source), cv2.CAP_ANY, timeouts)
@@ -229,6 +262,13 @@ def open_source(source: object, timeout: float = DEFAULT_TIMEOUT_S) -> OpenSourc
     cannot be read."""
     if isinstance(source, SourceError):
         raise source
+    if isinstance(source, NamedSource):
+        try:
+            opened = open_source(source.path, timeout)
+        except SourceError as error:
+            raise SourceError(source.name, error.message) from None
+        opened.info = dataclasses.replace(opened.info, source=source.name)
+        return opened
     if isinstance(source, np.ndarray):
         return StillSource(to_bgr8(source), "array", "array")
     if is_video_source(source):
@@ -239,6 +279,6 @@ def open_source(source: object, timeout: float = DEFAULT_TIMEOUT_S) -> OpenSourc
         raise SourceError(source, str(error)) from None
 
 
-__all__ = ["DEFAULT_TIMEOUT_S", "ExpandedSources", "Frame", "IMAGE_SUFFIXES", "MAX_PIXELS", "OpenSource",
+__all__ = ["DEFAULT_TIMEOUT_S", "ExpandedSources", "Frame", "NamedSource", "IMAGE_SUFFIXES", "MAX_PIXELS", "OpenSource",
            "SourceError", "SourceInfo", "VIDEO_SUFFIXES", "expand_sources", "is_live_source",
            "is_video_source", "open_source", "read_image", "to_bgr8"]

@@ -84,8 +84,7 @@ def create_app(settings: ServerSettings | None = None) -> FastAPI:
                                           Depends(bearer)]) -> None:
         if settings.token is None:
             return
-        if credentials is None or not secrets.compare_digest(credentials.credentials,
-                                                             settings.token):
+        if credentials is None or not _same_token(credentials.credentials, settings.token):
             raise HTTPException(status.HTTP_401_UNAUTHORIZED, "missing or wrong bearer token",
                                 headers={"WWW-Authenticate": "Bearer"})
 
@@ -206,15 +205,21 @@ def create_app(settings: ServerSettings | None = None) -> FastAPI:
     async def stream(websocket: WebSocket, token: str | None = None) -> None:
         """Send JPEG frames (binary); each is answered with its faces (JSON), track ids kept
         for the connection. Send the next frame after the answer: one frame in flight."""
-        if settings.token is not None and not (
-                token and secrets.compare_digest(token, settings.token)):
+        if settings.token is not None and not (token and _same_token(token, settings.token)):
             await websocket.close(code=1008, reason="missing or wrong token")
             return
         await websocket.accept()
         video = recognizer.stream(fps=15.0)
         try:
             while True:
-                data = await websocket.receive_bytes()
+                message = await websocket.receive()
+                if message["type"] == "websocket.disconnect":
+                    return
+                data = message.get("bytes")
+                if data is None:
+                    await websocket.send_json({"error": "send each frame as a binary message "
+                                                        "(JPEG or PNG bytes)"})
+                    continue
                 if len(data) > settings.max_frame_bytes:
                     await websocket.send_json({"error": "frame too large"})
                     continue
@@ -245,6 +250,12 @@ async def _read_upload(file: UploadFile, limit: int) -> bytes:
         raise HTTPException(status.HTTP_413_CONTENT_TOO_LARGE,
                             f"the file is larger than {limit // MB} MB")
     return data
+
+
+def _same_token(given: str, expected: str) -> bool:
+    """Constant-time comparison that also takes tokens with any characters."""
+    return secrets.compare_digest(given.encode("utf-8", "surrogateescape"),
+                                  expected.encode("utf-8", "surrogateescape"))
 
 
 def _copy_upload(source, target: Path) -> None:

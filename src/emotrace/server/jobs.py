@@ -22,6 +22,7 @@ from typing import Any
 
 from emotrace.inference import AnnotatedSink, CsvSink, Recognizer, Sink, SourceInfo
 from emotrace.inference.results import Result
+from emotrace.inference.sources import NamedSource
 from emotrace.server.settings import ServerSettings
 
 MAX_ATTEMPTS = 3
@@ -245,9 +246,11 @@ class JobRunner:
         errors: list[str] = []
         try:
             shutil.rmtree(files.out, ignore_errors=True)  # a restarted job starts clean
-            with CsvSink(files.csv) as csv, AnnotatedSink(files.out, ".webm") as annotated:
-                for result in self.recognizer.run(files.root / job["input"],
-                                                  sinks=[csv, annotated, progress]):
+            with CsvSink(files.csv) as csv, AnnotatedSink(
+                    files.out, ".webm", names={job["filename"]: files.stem}) as annotated:
+                # results carry the upload's name, never the server's paths
+                source = NamedSource(str(files.root / job["input"]), job["filename"])
+                for result in self.recognizer.run([source], sinks=[csv, annotated, progress]):
                     if not result.ok:
                         errors.append(result.error)
         except _Stopped:
