@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
@@ -25,14 +24,10 @@ from pathlib import Path
 
 import httpx
 
+from emotrace.testing import free_port
+
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"
 MAX_REQUESTS = 200_000
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def peak_rss_mb(pid: int) -> float:

@@ -4,7 +4,6 @@ Screenshots of the three views land in docs/serve/ (the README shows them)."""
 
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -17,7 +16,7 @@ pytest.importorskip("fastapi", reason="needs the serve extra")
 sync_api = pytest.importorskip("playwright.sync_api", reason="needs playwright")
 
 from conftest import REPO, TESTDATA  # noqa: E402
-from emotrace.testing import write_panning_video, write_y4m  # noqa: E402
+from emotrace.testing import free_port, write_panning_video, write_y4m  # noqa: E402
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
@@ -26,12 +25,6 @@ SCREENSHOTS = REPO / "docs" / "serve"
 
 pytestmark = pytest.mark.skipif(not Path(CHROMIUM).exists(),
                                 reason="Debian's chromium is not installed (apt-get install chromium)")
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @pytest.fixture(scope="module")

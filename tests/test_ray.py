@@ -5,7 +5,6 @@ import json
 import os
 import secrets
 import shutil
-import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -15,7 +14,7 @@ import pytest
 pytest.importorskip("ray", reason="needs the ray extra")
 
 from conftest import FER, TESTDATA  # noqa: E402
-from emotrace.testing import write_panning_video  # noqa: E402
+from emotrace.testing import free_port, write_panning_video  # noqa: E402
 
 RAY = str(Path(sys.executable).parent / "ray")
 TOKEN = secrets.token_hex(32)
@@ -25,12 +24,6 @@ def cluster_env() -> dict[str, str]:
     """The environment of the test session (its private caches) plus Ray's token auth with a
     token of the simulated cluster's own."""
     return {**os.environ, "RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": TOKEN}
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @pytest.fixture(scope="module")

@@ -108,3 +108,12 @@ def write_y4m(photo: str | Path, path: str | Path, frames: int = 30,
             window = np.ascontiguousarray(canvas[:height, index * step:index * step + width])
             handle.write(b"FRAME\n" + cv2.cvtColor(window, cv2.COLOR_BGR2YUV_I420).tobytes())
     return Path(path)
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
