@@ -106,6 +106,9 @@ def test_video_job_shows_progress_then_timeline_and_summary(page, tmp_path):
     page.reload()  # the job survives a reload
     page.click("button[data-view='video']")
     page.wait_for_selector("#job-result:not([hidden])", timeout=30_000)
+    # the annotated WebM decodes in the browser (a frame is ready to show)
+    page.wait_for_function("document.getElementById('job-video').readyState >= 2",
+                           timeout=30_000)
     shoot(page, "video.png")
 
 
