@@ -53,23 +53,35 @@ def test_one_cycle_run_refuses_to_change_length_on_resume(fer_slice, tmp_path):
                       pretrained=False), tmp_path, progress_bar=False)
 
 
+def _batch_norm_state(net) -> dict:
+    return {name: tensor.clone() for name, tensor in net.backbone.state_dict().items()}
+
+
 def test_two_phase_finetuning_freezes_then_unfreezes_the_top(fer_slice, tmp_path):
-    config = _config(fer_slice, epochs=2, scheduler="plateau", freeze_epochs=1, unfreeze_top=3,
-                     optimizer="adam")
-    before = load_config("mobilenetv2-fer2013-cpu", image_size=48)  # same init: ImageNet
     from emotrace.models import create_model
 
-    reference = create_model(before.model, pretrained=True)
-    best = train(config, tmp_path, progress_bar=False)
-    module = load_module(tmp_path / "last.ckpt")
+    config = _config(fer_slice, epochs=2, scheduler="plateau", freeze_epochs=1, unfreeze_top=3,
+                     optimizer="adam", lr=1e-3)
+    reference = create_model(config.model, pretrained=True)
+    # phase 1 only: every backbone tensor, batch-norm running statistics included, is unchanged
+    train(config.updated(epochs=1), tmp_path / "phase1", progress_bar=False)
+    phase1 = load_module(tmp_path / "phase1" / "last.ckpt").net
+    reference_state = _batch_norm_state(reference)
+    for name, tensor in _batch_norm_state(phase1).items():
+        assert torch.equal(tensor, reference_state[name]), name
+    assert not torch.equal(phase1.head.layers[-1].weight, reference.head.layers[-1].weight)
+    # phase 2: the top blocks join at lr x 0.1 as their own group; the head keeps its rate
+    best = train(config, tmp_path / "both", progress_bar=False)
+    checkpoint = torch.load(tmp_path / "both" / "last.ckpt", weights_only=False)
+    groups = checkpoint["optimizer_states"][0]["param_groups"]
+    assert [g["lr"] for g in groups] == pytest.approx([1e-3, 1e-4])
+    module = load_module(tmp_path / "both" / "last.ckpt")
     blocks, ref_blocks = module.net.blocks, reference.blocks
-    first_conv = blocks[0][0].weight
-    assert torch.equal(first_conv, ref_blocks[0][0].weight)     # never unfrozen
-    top = blocks[-1][0].weight
-    assert not torch.equal(top, ref_blocks[-1][0].weight)        # trained in phase 2
-    history = read_history(tmp_path / "history.csv")
+    assert torch.equal(blocks[0][0].weight, ref_blocks[0][0].weight)     # never unfrozen
+    assert not torch.equal(blocks[-1][0].weight, ref_blocks[-1][0].weight)  # trained in phase 2
+    history = read_history(tmp_path / "both" / "history.csv")
     assert [r["phase"] for r in history] == [1, 2]
-    assert history[1]["lr"] == pytest.approx(history[0]["lr"] * 0.1)
+    assert [r["lr"] for r in history] == pytest.approx([1e-3, 1e-3])  # the head's rate
     assert best.exists()
 
 

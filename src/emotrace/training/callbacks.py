@@ -17,8 +17,14 @@ HISTORY_FIELDS = ("epoch", "phase", "train_loss", "train_acc", "val_loss", "val_
 
 
 class TwoPhaseFinetuning(BaseFinetuning):
-    """Phase 1: the backbone is frozen (batch-norm statistics too) for ``freeze_epochs``.
-    Phase 2: the top ``unfreeze_top`` backbone blocks (all if None) train at ``lr_factor`` x LR."""
+    """Lightning's ``BackboneFinetuning`` recipe for our backbones.
+
+    Phase 1 (``freeze_epochs`` epochs): the backbone is frozen, batch norm included
+    (``train_bn=False``; frozen batch-norm layers run in inference mode, so their ImageNet
+    statistics do not move); only the head trains, at the configured LR. Phase 2: the top
+    ``unfreeze_top`` backbone blocks (all if None) join the optimizer as a new parameter group
+    at ``lr_factor`` x the configured LR; the head's group keeps its own rate.
+    """
 
     def __init__(self, freeze_epochs: int, unfreeze_top: int | None, lr_factor: float) -> None:
         super().__init__()
@@ -26,18 +32,18 @@ class TwoPhaseFinetuning(BaseFinetuning):
 
     def _top_blocks(self, pl_module: L.LightningModule) -> list[nn.Module]:
         blocks = pl_module.net.blocks
-        return blocks[-self.unfreeze_top:] if self.unfreeze_top else blocks
+        return list(blocks[-self.unfreeze_top:] if self.unfreeze_top else blocks)
 
     def freeze_before_training(self, pl_module: L.LightningModule) -> None:
-        self.freeze(pl_module.net.backbone, train_bn=True)
+        self.freeze(pl_module.net.backbone, train_bn=False)
 
     def finetune_function(self, pl_module: L.LightningModule, epoch: int, optimizer) -> None:
-        if epoch >= self.freeze_epochs:  # also re-applies the unfreeze after a resume
+        if epoch == self.freeze_epochs:
+            self.unfreeze_and_add_param_group(self._top_blocks(pl_module), optimizer,
+                                              lr=pl_module.config.lr * self.lr_factor,
+                                              train_bn=True)
+        elif epoch > self.freeze_epochs:  # a resumed run: its parameter groups came back
             self.make_trainable(self._top_blocks(pl_module))
-            if epoch == self.freeze_epochs:
-                for group in optimizer.param_groups:
-                    group["lr"] *= self.lr_factor
-        # Frozen layers run in inference mode, so their ImageNet BN statistics stay intact.
         for module in pl_module.net.backbone.modules():
             if isinstance(module, nn.modules.batchnorm._BatchNorm):
                 if not any(p.requires_grad for p in module.parameters()):

@@ -77,7 +77,8 @@ class EmotionModule(L.LightningModule):
 
     def configure_optimizers(self) -> Any:
         c = self.config
-        params = self.parameters()
+        # Frozen parameters (two-phase fine-tuning) join later as their own group.
+        params = [p for p in self.parameters() if p.requires_grad]
         if c.optimizer == "adam":
             optimizer = torch.optim.Adam(params, lr=c.lr, weight_decay=c.weight_decay)
         elif c.optimizer == "adamw":
