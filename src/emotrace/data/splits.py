@@ -29,7 +29,8 @@ def official_split(faces: FaceSet) -> dict[str, FaceSet]:
              for name, usage in _OFFICIAL.items()}
     if len(parts["train"]) == 0:
         raise DatasetError("this dataset has no official split (no Training/PublicTest/PrivateTest "
-                           "usage); use the stratified split instead (split: stratified)")
+                           "usage): evaluate it whole (no --split), or train on it with the "
+                           "stratified split (split: stratified)")
     return parts
 
 
