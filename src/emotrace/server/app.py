@@ -173,23 +173,21 @@ def create_app(settings: ServerSettings | None = None) -> FastAPI:
         return FileResponse(path, media_type=_MEDIA.get(kind, "text/csv"), filename=names[kind],
                             content_disposition_type="inline" if kind != "csv" else "attachment")
 
-    @api.get("/jobs/{job_id}/summary")
-    def job_summary(job_id: str) -> FileResponse:
-        """Per tracked person: emotion shares and mean scores (the CLI's summary.json)."""
-        return _result_file(job_id, "summary")
+    result_routes = (
+        ("summary", "summary", "Per tracked person: emotion shares and mean scores (the CLI's "
+                               "summary.json)."),
+        ("faces.csv", "csv", "One row per face per frame (the CLI's --csv)."),
+        ("timeline.png", "timeline", "Emotion scores over time, one panel per person."),
+        ("video", "video", "The annotated video (WebM, plays in browsers)."))
+    def result_route(kind: str):
+        def serve_result(job_id: str) -> FileResponse:
+            return _result_file(job_id, kind)
+        return serve_result
 
-    @api.get("/jobs/{job_id}/faces.csv")
-    def job_csv(job_id: str) -> FileResponse:
-        return _result_file(job_id, "csv")
-
-    @api.get("/jobs/{job_id}/timeline.png")
-    def job_timeline(job_id: str) -> FileResponse:
-        return _result_file(job_id, "timeline")
-
-    @api.get("/jobs/{job_id}/video")
-    def job_video(job_id: str) -> FileResponse:
-        """The annotated video (WebM, plays in browsers)."""
-        return _result_file(job_id, "video")
+    for route, kind, description in result_routes:
+        api.add_api_route(f"/jobs/{{job_id}}/{route}", result_route(kind), methods=["GET"],
+                          response_class=FileResponse, description=description,
+                          name=f"job_{kind}", summary=f"Job {route}")
 
     @api.delete("/jobs/{job_id}", status_code=status.HTTP_204_NO_CONTENT)
     def delete_job(job_id: str) -> None:

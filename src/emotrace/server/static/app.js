@@ -63,35 +63,35 @@ document.querySelectorAll(".tab").forEach((tab) => tab.addEventListener("click",
   if (tab.dataset.view === "video") listJobs();
 }));
 
+// Upload a dropped file to `path`; `show` gets the JSON answer, errors go to the message box.
+function uploadOnDrop(label, input, path, show) {
+  setupDrop(label, input, async (file) => {
+    showMessage("");
+    const form = new FormData();
+    form.append("file", file);
+    try {
+      show(await (await api(path, { method: "POST", body: form })).json());
+    } catch (error) { showMessage(`${file.name}: ${error.message}`); }
+  });
+}
+
 // ---- photo ------------------------------------------------------------------------------
-setupDrop($("photo-drop"), $("photo-file"), async (file) => {
-  showMessage("");
-  const form = new FormData();
-  form.append("file", file);
-  try {
-    const result = await (await api("/v1/predict?annotate=true", { method: "POST", body: form })).json();
-    $("photo-image").src = result.annotated;
-    fillTable($("photo-faces"), ["face", "emotion", ...EMOTIONS],
-      result.faces.map((f, i) => [`#${i + 1}`, `${f.emotion} ${percent(f.scores[f.emotion])}`,
-        ...EMOTIONS.map((e) => percent(f.scores[e]))]));
-    $("photo-result").hidden = false;
-    $("photo-result").dataset.faces = String(result.faces.length);
-    if (!result.faces.length) showMessage("No face found in this photo.");
-    else if (result.warning) showMessage(result.warning);
-  } catch (error) { showMessage(`${file.name}: ${error.message}`); }
+uploadOnDrop($("photo-drop"), $("photo-file"), "/v1/predict?annotate=true", (result) => {
+  $("photo-image").src = result.annotated;
+  fillTable($("photo-faces"), ["face", "emotion", ...EMOTIONS],
+    result.faces.map((f, i) => [`#${i + 1}`, `${f.emotion} ${percent(f.scores[f.emotion])}`,
+      ...EMOTIONS.map((e) => percent(f.scores[e]))]));
+  $("photo-result").hidden = false;
+  $("photo-result").dataset.faces = String(result.faces.length);
+  if (!result.faces.length) showMessage("No face found in this photo.");
+  else if (result.warning) showMessage(result.warning);
 });
 
 // ---- video jobs -------------------------------------------------------------------------
-setupDrop($("video-drop"), $("video-file"), async (file) => {
-  showMessage("");
-  const form = new FormData();
-  form.append("file", file);
-  try {
-    const job = await (await api("/v1/jobs", { method: "POST", body: form })).json();
-    localStorage.setItem("emotrace-job", job.id);
-    followJob(job.id);
-    listJobs();
-  } catch (error) { showMessage(`${file.name}: ${error.message}`); }
+uploadOnDrop($("video-drop"), $("video-file"), "/v1/jobs", (job) => {
+  localStorage.setItem("emotrace-job", job.id);
+  followJob(job.id);
+  listJobs();
 });
 
 let following = null;
