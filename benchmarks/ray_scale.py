@@ -18,10 +18,7 @@ import tempfile
 import time
 from pathlib import Path
 
-import cv2
-import numpy as np
-
-from emotrace.testing import write_panning_video
+from emotrace.testing import write_lecture_hall, write_panning_video
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"
 
@@ -33,17 +30,6 @@ def emotrace(*args: str) -> tuple[float, str]:
     if run.returncode not in (0, 1):
         raise RuntimeError(run.stderr[-2000:])
     return time.perf_counter() - start, run.stderr
-
-
-def lecture_hall(path: Path, frames: int = 150) -> Path:
-    """face.jpg scaled to 480x360, tiled 4 across and 3 down (1920x1080, ~48 faces), panned."""
-    tile = cv2.resize(cv2.imread(str(SHARED / "testdata" / "face.jpg")), (480, 360))
-    canvas = np.tile(tile, (3, 5, 1))
-    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), 30, (1920, 1080))
-    for index in range(frames):
-        writer.write(np.ascontiguousarray(canvas[:1080, index:index + 1920]))
-    writer.release()
-    return path
 
 
 def main() -> None:
@@ -74,7 +60,7 @@ def main() -> None:
             outputs[label] = csv.read_text()
             rows.append((label, seconds, frames / seconds, start_cost))
         same = len(set(outputs.values())) == 1
-        hall = lecture_hall(Path(tmp) / "hall.mp4")
+        hall = write_lecture_hall(SHARED / "testdata" / "face.jpg", Path(tmp) / "hall.mp4")
         hall_s, _ = emotrace("predict", str(hall), "--every", "5", "--csv", str(Path(tmp) / "h.csv"))
     print(f"{args.images} FER-2013 PrivateTest images (48x48) + {args.videos} videos of 150 "
           f"frames (640x480): {frames} images/frames; 2 CPU cores")

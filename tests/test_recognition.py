@@ -119,6 +119,82 @@ def test_every_nth_frame_and_smoothing(panning_video):
     assert np.std(np.diff(series(results))) < np.std(np.diff(series(raw)))
 
 
+def _iou(a, b):
+    w = max(0, min(a[0] + a[2], b[0] + b[2]) - max(a[0], b[0]))
+    h = max(0, min(a[1] + a[3], b[1] + b[3]) - max(a[1], b[1]))
+    return w * h / (a[2] * a[3] + b[2] * b[3] - w * h)
+
+
+def _count_calls(monkeypatch, obj, name, size=len):
+    calls = []
+    original = getattr(obj, name)
+    monkeypatch.setattr(obj, name, lambda *a: calls.append(size(a[0])) or original(*a))
+    return calls
+
+
+def test_classify_every_k_frames_carries_each_faces_scores(panning_video, monkeypatch):
+    reference = Recognizer().predict(panning_video)
+    fast = Recognizer(classify_every=3)
+    crops = _count_calls(monkeypatch, fast.classifier, "predict_faces")
+    results = fast.predict(panning_video)
+    faces = [len(r.faces) for r in results]
+    assert faces == [len(r.faces) for r in reference]
+    # every face is classified on its first frame, then every 3rd frame, staggered by id
+    assert crops[0] == faces[0] and sum(crops) <= sum(faces) / 3 + 2 * max(faces)
+    carried = 0
+    for previous, result in zip(results, results[1:]):
+        before = {f.track_id: f.scores for f in previous.faces}
+        for face in result.faces:
+            if face.track_id in before and (result.frame + face.track_id) % 3:
+                assert face.scores == before[face.track_id]  # not due: carried over
+            elif face.track_id in before:
+                carried += face.scores == before[face.track_id]
+    assert carried == 0  # ... and due faces were classified afresh
+    same = [f.emotion == g.emotion for r, q in zip(reference, results)
+            for f, g in zip(r.faces, q.faces)]
+    assert np.mean(same) >= 0.9
+
+
+def test_detect_every_k_frames_follows_faces_with_the_tracker(panning_video, monkeypatch):
+    reference = Recognizer().predict(panning_video)
+    fast = Recognizer(detect_every=2)
+    detected = _count_calls(monkeypatch, fast.detector, "detect", size=lambda image: 1)
+    results = fast.predict(panning_video)
+    assert len(detected) == 15  # frames 0, 2, ..., 28
+    faces = np.array([len(r.faces) for r in results])
+    expected = np.array([len(r.faces) for r in reference])
+    assert abs(faces.sum() / expected.sum() - 1) <= 0.02 and np.abs(faces - expected).max() <= 1
+    matched = []
+    for ref, got in zip(reference[1::2], results[1::2]):  # the frames without detection
+        ref_boxes = {f.track_id: f.box for f in ref.faces}
+        for face in got.faces:
+            assert face.landmarks is not None and face.score is not None
+            if face.track_id in ref_boxes:  # the face pans 2 px a frame: the tracker follows
+                matched.append(_iou(face.box, ref_boxes[face.track_id]))
+    assert len(matched) >= 0.9 * expected[1::2].sum() and min(matched) > 0.7
+
+
+@pytest.mark.parametrize("options", [{"classify_every": 0}, {"detect_every": 1.5},
+                                     {"classify_every": 2, "track": False}])
+def test_bad_every_options_are_refused(options):
+    from emotrace.errors import ConfigError
+
+    with pytest.raises(ConfigError):
+        Recognizer(**options)
+
+
+def test_stopping_a_video_early_stops_its_reader_thread(panning_video):
+    import threading
+
+    results = Recognizer().predict(panning_video, stream=True)
+    next(results)
+    results.close()
+    for thread in threading.enumerate():
+        if thread.name.startswith("emotrace-decode"):
+            thread.join(timeout=5)
+            assert not thread.is_alive()
+
+
 def test_framing_square_crop_pads_at_the_edges():
     gray = np.arange(100 * 100, dtype=np.uint32).reshape(100, 100).astype(np.uint8)
     crop = Framing(scale=1.5).crop(gray, (80, 80, 20, 20), 48)

@@ -29,6 +29,21 @@ def write_panning_video(photo: str | Path, path: str | Path, frames: int = 30,
     return Path(path)
 
 
+def write_lecture_hall(photo: str | Path, path: str | Path, frames: int = 150,
+                       fps: float = 30.0) -> Path:
+    """A 1920x1080 "lecture hall": ``photo`` scaled to 480x360, tiled 4 across and 3 down (about
+    48 faces with ``../shared/testdata/face.jpg``), panned one pixel per frame. MP4 (mp4v)."""
+    image = cv2.imread(str(photo))
+    if image is None:
+        raise ValueError(f"{photo}: not a readable image")
+    canvas = np.tile(cv2.resize(image, (480, 360)), (3, 4 + -(-frames // 480), 1))
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), fps, (1920, 1080))
+    for index in range(frames):
+        writer.write(np.ascontiguousarray(canvas[:1080, index:index + 1920]))
+    writer.release()
+    return Path(path)
+
+
 def write_png_bomb(path: str | Path, side: int = 30000) -> Path:
     """A valid grey PNG of ``side`` x ``side`` black pixels that is tiny on disk (a decompression
     bomb: 30000 px decodes to 900 MB). Written row by row, never held in memory."""

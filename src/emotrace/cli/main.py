@@ -71,6 +71,12 @@ def build_parser() -> argparse.ArgumentParser:
                               "faces but detect more slowly (default: %(default)s)")
     predict.add_argument("--smooth", type=float, default=0.0, metavar="A",
                          help="video: exponential smoothing of each face's scores, 0..1 (default: off)")
+    predict.add_argument("--classify-every", type=int, default=1, metavar="K",
+                         help="video: classify each tracked face every K-th frame and carry its "
+                              "scores between (faster on crowded video; default: %(default)s)")
+    predict.add_argument("--detect-every", type=int, default=1, metavar="K",
+                         help="video: detect faces every K-th frame and follow them with the "
+                              "tracker between (faster; default: %(default)s)")
     predict.add_argument("--no-track", action="store_true", help="video: no face ids across frames")
     predict.add_argument("--show", action="store_true", help="show a live window when a display exists")
     predict.add_argument("--ray", nargs="?", const="", default=None, metavar="ADDRESS",

@@ -142,6 +142,10 @@ def predict(args: argparse.Namespace) -> int:
                          "stream URL), or --examples for the sample photos")
     if args.every < 1:
         raise UsageError(f"--every must be 1 or more, got {args.every}")
+    for option, value in (("--classify-every", args.classify_every),
+                          ("--detect-every", args.detect_every)):
+        if value < 1:
+            raise UsageError(f"{option} must be 1 or more, got {value}")
     for option, value in (("--csv", args.csv), ("--save", args.save)):
         if value is not None and not value.strip():
             raise UsageError(f"{option} needs a name, got an empty one")
@@ -150,7 +154,8 @@ def predict(args: argparse.Namespace) -> int:
     if args.workers is not None and (args.workers < 1 or args.ray is None):
         raise UsageError("--workers takes a number of 1 or more and goes with --ray")
     recognizer = Recognizer(args.model, detector=args.detector, min_face=args.min_face,
-                            track=not args.no_track, smooth=args.smooth, timeout=args.timeout)
+                            track=not args.no_track, smooth=args.smooth, timeout=args.timeout,
+                            classify_every=args.classify_every, detect_every=args.detect_every)
     expanded = expand_sources(sources)
     _check_outputs_spare_inputs(args, expanded)
     run, nodes = _pipeline(args, recognizer), set()
@@ -189,7 +194,7 @@ def _pipeline(args: argparse.Namespace, recognizer):
     except ImportError as error:
         raise UsageError(f"--ray needs the ray extra: pip install 'emotrace[ray]' ({error})")
     spec = RecognizerSpec(args.model, args.detector, args.min_face, not args.no_track,
-                          args.smooth, args.timeout)
+                          args.smooth, args.timeout, args.classify_every, args.detect_every)
     return lambda sources, every, sinks, nodes: predict_on_ray(
         spec, sources, every, sinks, address=args.ray or None, nodes=nodes, workers=args.workers)
 

@@ -42,11 +42,14 @@ class RecognizerSpec:
     track: bool
     smooth: float
     timeout: float
+    classify_every: int = 1
+    detect_every: int = 1
 
     def build(self) -> Recognizer:
         """One onnxruntime thread: Ray gives each actor or task its share of a node's cores."""
         return Recognizer(self.model, detector=self.detector, min_face=self.min_face,
-                          track=self.track, smooth=self.smooth, timeout=self.timeout, threads=1)
+                          track=self.track, smooth=self.smooth, timeout=self.timeout, threads=1,
+                          classify_every=self.classify_every, detect_every=self.detect_every)
 
 
 @contextlib.contextmanager

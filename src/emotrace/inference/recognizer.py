@@ -49,16 +49,26 @@ class Recognizer:
     ``min_face``: faces smaller than this (pixels, shorter side) are ignored: a classifier trained
     on 48-px faces reads little from fewer than 24 px, and skipping them lets YuNet run on a
     smaller copy of the frame (3x faster on VGA). ``smooth``: EMA factor for per-track scores in
-    video (0 = off). ``track``: keep face ids across frames. ``timeout``: seconds without a frame
-    after which a stream or camera is reported as stalled.
+    video (0 = off). ``track``: keep face ids across frames. ``classify_every``: in video, classify
+    each tracked face every k-th frame (staggered across faces, new faces at once) and carry its
+    scores in between: k=3 at 30 fps still reads each face 10 times a second and makes a crowded
+    frame about twice as fast (``benchmarks/classroom.py``). ``detect_every``: in video, detect
+    faces every k-th frame and move the tracked faces in between (needs tracking).
+    ``timeout``: seconds without a frame after which a stream or camera is reported as stalled.
     """
 
     def __init__(self, model: str | os.PathLike | None = None, detector: str | FaceDetector = "yunet",
                  min_face: int = DEFAULT_MIN_FACE, framing: Framing = DEFAULT_FRAMING, track: bool = True,
                  smooth: float = 0.0, threads: int | None = None,
-                 timeout: float = DEFAULT_TIMEOUT_S) -> None:
+                 timeout: float = DEFAULT_TIMEOUT_S, classify_every: int = 1,
+                 detect_every: int = 1) -> None:
         if not 0.0 <= smooth < 1.0:
             raise ConfigError(f"smoothing must be in [0, 1), got {smooth}")
+        for name, value in (("classify_every", classify_every), ("detect_every", detect_every)):
+            if not isinstance(value, int) or value < 1:
+                raise ConfigError(f"{name} must be a whole number >= 1, got {value!r}")
+            if value > 1 and not track:
+                raise ConfigError(f"{name} follows faces across frames: it needs tracking on")
         if not 0 < timeout <= MAX_TIMEOUT_S:  # also refuses nan
             raise ConfigError(f"timeout must be between 0 and {MAX_TIMEOUT_S} seconds, got "
                               f"{timeout}")
@@ -66,6 +76,7 @@ class Recognizer:
             raise ConfigError(f"the smallest face must be 0 or more pixels, got {min_face}")
         self.classifier = EmotionClassifier(model, threads=threads)
         self.min_face, self.framing, self.track, self.smooth = min_face, framing, track, smooth
+        self.classify_every, self.detect_every = classify_every, detect_every
         self.timeout = timeout
         # OpenCV's detectors keep per-call state: each thread gets its own (onnxruntime's session
         # is thread-safe), so one Recognizer serves a pool of threads (the HTTP service).
@@ -101,18 +112,26 @@ class Recognizer:
 
     def _recognize(self, image: np.ndarray, source: str, frame: int | None = None,
                    time: float | None = None, stream: VideoStream | None = None) -> Result:
-        detections, crops = self.face_crops(image)
-        probs = self.classifier.predict_faces(crops)
-        ids = stream.track([d.box for d in detections]) if stream else [None] * len(detections)
+        if stream is None:
+            detections = self.detect(image)
+            ids: list[int | None] = [None] * len(detections)
+        else:
+            detections, ids = stream.faces(image)
+        due = [stream is None or stream.due(track_id) for track_id in ids]
+        crops = [self.crop(image, d) for d, fresh in zip(detections, due) if fresh]
+        fresh_probs = iter(self.classifier.predict_faces(crops))
         faces = []
-        for detection, p, track_id in zip(detections, probs, ids):
-            if stream is not None and track_id is not None:
-                p = stream.smooth(track_id, p)
+        for detection, track_id, fresh in zip(detections, ids, due):
+            p = next(fresh_probs) if fresh else None
+            if stream is not None:
+                p = stream.scores(track_id, p)
             scores = {name: round(float(v), 4) for name, v in zip(self.classifier.classes, p)}
             faces.append(Face(detection.box, max(scores, key=scores.get), scores,
                               None if detection.score is None else round(detection.score, 4),
                               None if detection.landmarks is None
                               else np.round(detection.landmarks, 1).tolist(), track_id))
+        if stream is not None:
+            stream.end_frame(ids)
         return Result(source, faces, frame, time, image=image, warning=self._size_warning(image))
 
     def _size_warning(self, image: np.ndarray) -> str | None:
@@ -126,12 +145,23 @@ class Recognizer:
         """The faces of a BGR image at least ``min_face`` wide, and their grey crops framed and
         sized as the classifier expects. With the whole-image detector the image is classified
         exactly as given (resized, no framing)."""
+        detections = self.detect(image)
+        return detections, [self.crop(image, d) for d in detections]
+
+    def detect(self, image: np.ndarray) -> list[Detection]:
+        """The faces of a BGR image at least ``min_face`` wide (the whole image with the
+        detector 'none')."""
         if self.whole_image:
-            return self.detector.detect(image), [cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)]
-        detections = [d for d in self.detector.detect(image)
-                      if min(d.box[2], d.box[3]) >= max(self.min_face, 1)]
-        return detections, [self.framing.crop(image, d.box, self.classifier.size)
-                            for d in detections]
+            return self.detector.detect(image)
+        return [d for d in self.detector.detect(image)
+                if min(d.box[2], d.box[3]) >= max(self.min_face, 1)]
+
+    def crop(self, image: np.ndarray, detection: Detection) -> np.ndarray:
+        """One face as the classifier expects it: framed like FER-2013 and grey (the whole
+        image, unframed, with the detector 'none')."""
+        if self.whole_image:
+            return cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)
+        return self.framing.crop(image, detection.box, self.classifier.size)
 
     # -- any source ---------------------------------------------------------------------------
     def predict(self, source: Source | Iterable[Source], every: int = 1, stream: bool = False,
@@ -188,25 +218,78 @@ class Recognizer:
 
 
 class VideoStream:
-    """The state of one video, camera or stream: face ids (tracker) and smoothed scores follow
-    each person across its frames. Made by :meth:`Recognizer.stream`; one per stream."""
+    """The state of one video, camera or stream: face ids (tracker), smoothed scores, and which
+    faces are due for classification follow each person across its frames. Made by
+    :meth:`Recognizer.stream`; one per stream."""
 
     def __init__(self, recognizer: Recognizer, fps: float = 30.0) -> None:
         self.recognizer = recognizer
         self.tracker = FaceTracker(fps=fps) if recognizer.track else None
         self.smoother = (ScoreSmoother(recognizer.smooth)
                          if recognizer.smooth and self.tracker else None)
+        self.every, self.detect_every = recognizer.classify_every, recognizer.detect_every
         self.frames = 0
+        self._last: dict[int, np.ndarray] = {}  # each visible track's latest scores
+        self._detected: dict[int, Detection] = {}  # each track's face at the last detection
 
     def recognize(self, image: np.ndarray, time: float | None = None,
                   source: str = "stream") -> Result:
         """Faces and emotions of the stream's next frame."""
-        result = self.recognizer._recognize(to_bgr8(image), source, self.frames, time, self)
-        self.frames += 1
-        return result
+        return self.recognizer._recognize(to_bgr8(image), source, self.frames, time, self)
+
+    def faces(self, image: np.ndarray) -> tuple[list[Detection], list[int | None]]:
+        """This frame's faces and their ids: detected, or on frames between two detections
+        (``detect_every``) the last detected faces moved to where the tracker predicts them."""
+        if self.frames % self.detect_every:
+            return self._predicted(image)
+        detections = self.recognizer.detect(image)
+        ids = self.track([d.box for d in detections])
+        if self.detect_every > 1:
+            self._detected = dict(zip(ids, detections))
+        return detections, ids
+
+    def _predicted(self, image: np.ndarray) -> tuple[list[Detection], list[int | None]]:
+        height, width = image.shape[:2]
+        detections, ids = [], []
+        for track_id, (x1, y1, x2, y2) in self.tracker.predict():
+            last = self._detected.get(track_id)
+            x, y = max(0, round(x1)), max(0, round(y1))
+            box = (x, y, min(width, round(x2)) - x, min(height, round(y2)) - y)
+            if last is None or min(box[2], box[3]) <= 0:
+                continue
+            shift = (box[0] - last.box[0], box[1] - last.box[1])
+            detections.append(Detection(box, last.score, None if last.landmarks is None
+                                        else last.landmarks + shift))
+            ids.append(track_id)
+        return detections, ids
 
     def track(self, boxes: list[tuple[int, int, int, int]]) -> list[int | None]:
+        """Ids for this frame's face boxes."""
         return self.tracker.update(boxes) if self.tracker else [None] * len(boxes)
 
-    def smooth(self, track_id: int, probs: np.ndarray) -> np.ndarray:
-        return self.smoother(track_id, probs) if self.smoother else probs
+    def due(self, track_id: int | None) -> bool:
+        """Whether this frame classifies the face: always for a face without id or without
+        scores yet; otherwise every k-th frame, staggered by id so each frame does 1/k of them."""
+        if track_id is None or self.every == 1 or track_id not in self._last:
+            return True
+        return (self.frames + track_id) % self.every == 0
+
+    def scores(self, track_id: int | None, probs: np.ndarray | None) -> np.ndarray:
+        """The scores to report: fresh ``probs`` (smoothed per track), or the track's last ones
+        when this frame did not classify it."""
+        if probs is None:
+            return self._last[track_id]
+        if track_id is None:
+            return probs
+        if self.smoother:
+            probs = self.smoother(track_id, probs)
+        self._last[track_id] = probs
+        return probs
+
+    def end_frame(self, ids: list[int | None]) -> None:
+        """Forget the scores of faces that left the frame (a returning face is classified at
+        once) and count the frame."""
+        visible = set(ids)
+        for track_id in [t for t in self._last if t not in visible]:
+            del self._last[track_id]
+        self.frames += 1

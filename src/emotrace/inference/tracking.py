@@ -34,6 +34,7 @@ class FaceTracker:
                         "q_var_pos": 5000.0, "r_var_pos": 0.1},
             tracker_kwargs={"max_staleness": max_staleness})
         self._ids: dict[str, int] = {}
+        self._seen: list = []  # the motpy trackers of the last update's faces
 
     def update(self, boxes: list[tuple[int, int, int, int]]) -> list[int]:
         """Ids for this frame's boxes ``(x, y, w, h)``, in the same order."""
@@ -43,14 +44,24 @@ class FaceTracker:
         self.matcher.last = {}
         self.tracker.step(detections)
         new = [t for t in self.tracker.trackers if id(t) not in known]
-        ids = []
+        ids, seen = [], []
         for index, detection in enumerate(detections):
             tracker = self.matcher.last.get(index)
             if tracker is None:  # a new track starts exactly at its detection's box
                 tracker = next(t for t in new if np.allclose(t.box(), detection.box))
                 new.remove(tracker)
             ids.append(self._ids.setdefault(tracker.id, len(self._ids) + 1))
+            seen.append(tracker)
+        self._seen = seen
         return ids
+
+    def predict(self) -> list[tuple[int, np.ndarray]]:
+        """Advance every track one frame without detections (a frame where detection is
+        skipped) and return ``(id, [x1, y1, x2, y2])`` of the faces seen at the last detection,
+        where the motion model puts them now."""
+        for tracker in self.tracker.trackers:
+            tracker.predict()
+        return [(self._ids[t.id], t.box()) for t in self._seen]
 
 
 class ScoreSmoother:
