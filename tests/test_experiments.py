@@ -211,3 +211,22 @@ def test_transfer_study_end_to_end_on_a_slice(fer_slice, tmp_path):
     assert json.loads((report.parent / "results.json").read_text())["runs"][0]["history"] == \
         data["runs"][0]["history"]
     assert {p: p.stat().st_mtime for p in files} == files
+
+
+def test_ensemble_of_exported_onnx_models_averages_their_raw_probabilities(tmp_path):
+    from emotrace.inference.classifier import EmotionClassifier, model_path
+    from emotrace.training.ensemble import build_ensemble
+
+    fast = model_path("fast")
+    out = build_ensemble([fast, fast], tmp_path / "twice.onnx", weights="equal",
+                         evaluate_splits=(), flip_average=True)
+    card = json.loads(out.with_suffix(".json").read_text())
+    assert [m["model"] for m in card["ensemble"]["members"]] == ["emotrace-mobilenetv2-fer2013"] * 2
+    assert "calibration" not in card  # members' temperatures are not carried: calibrate anew
+    raw_card = {k: v for k, v in json.loads(fast.with_suffix(".json").read_text()).items()
+                if k != "calibration"}
+    single = EmotionClassifier(fast, card=raw_card)
+    faces = np.stack([np.random.default_rng(i).integers(0, 255, (96, 96), np.uint8)
+                      for i in range(4)])
+    mirrored = (single.predict_faces(faces) + single.predict_faces(faces[:, :, ::-1].copy())) / 2
+    np.testing.assert_allclose(EmotionClassifier(out).predict_faces(faces), mirrored, atol=1e-4)

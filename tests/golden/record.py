@@ -1,6 +1,6 @@
 """Record the golden outputs of a shipped model (run once per shipped model, then commit).
 
-    python tests/golden/record.py [MODEL_NAME]
+    python tests/golden/record.py [fast|accurate]
 
 Writes ``tests/golden/<model>.json``: the probabilities of 14 fixed FER-2013 PrivateTest crops
 (the first two of each class, in file order, that the model gets right) and the faces of
@@ -18,7 +18,7 @@ SHARED = HERE.parents[1].parent / "shared"
 CROPS_PER_CLASS = 2
 
 
-def main(model: str | None = None) -> Path:
+def main(model: str = "fast") -> Path:
     from emotrace import EMOTIONS, Recognizer
     from emotrace.data import read_face_image
     from emotrace.inference import EmotionClassifier
@@ -39,7 +39,7 @@ def main(model: str | None = None) -> Path:
     photo = Recognizer(classifier.path).predict(SHARED / "testdata" / "face.jpg")[0]
     out = HERE / f"{classifier.name}.json"
     out.write_text(json.dumps({
-        "model": classifier.name, "crops": crops,
+        "model": classifier.name, "shipped": model, "crops": crops,
         "photo": {"file": "testdata/face.jpg",
                   "faces": [{"box": list(f.box), "emotion": f.emotion,
                              "probs": [f.scores[e] for e in EMOTIONS]} for f in photo.faces]},
@@ -48,4 +48,4 @@ def main(model: str | None = None) -> Path:
 
 
 if __name__ == "__main__":
-    print(main(sys.argv[1] if len(sys.argv) > 1 else None))
+    print(main(*sys.argv[1:2]))

@@ -86,6 +86,22 @@ def train(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def calibrate(args: argparse.Namespace) -> int:
+    from emotrace.evaluation.calibration import calibrate_model
+
+    if args.model in ("fast", "accurate") or not args.model.endswith(".onnx"):
+        raise UsageError(f"{args.model}: give an exported .onnx file (a shipped model is "
+                         "calibrated already)")
+    if not Path(args.model).is_file():
+        raise UsageError(f"{args.model}: file not found")
+    calibration = calibrate_model(args.model, args.data, test=args.test)
+    print(f"temperature {calibration['temperature']:.3f} (fitted on the validation split)")
+    for split, ece in calibration["ece"].items():
+        print(f"{split}: ECE {ece['before']:.2%} -> {ece['after']:.2%}")
+    print(f"written into {Path(args.model).with_suffix('.json')}")
+    return EXIT_OK
+
+
 def evaluate(args: argparse.Namespace) -> int:
     import json
 
@@ -183,16 +199,18 @@ def ensemble(args: argparse.Namespace) -> int:
         from emotrace.training.ensemble import build_ensemble
     except ImportError:
         raise _train_extra("ensemble") from None
-    for run_dir in args.runs:
-        if not (Path(run_dir) / "best.ckpt").is_file():
-            raise UsageError(f"{run_dir}: no best.ckpt there; give run folders of finished "
-                             "training runs")
+    for member in args.runs:
+        if not (Path(member) / "best.ckpt").is_file() and not (
+                member.endswith(".onnx") and Path(member).is_file()):
+            raise UsageError(f"{member}: neither a finished training run (no best.ckpt there) "
+                             "nor an exported .onnx model")
     out = build_ensemble(args.runs, args.out, weights=_parse_weights(args.weights), name=args.name,
                          evaluate_splits=("val", "test") if args.test else ("val",),
-                         command=recorded_command(args))
+                         command=recorded_command(args), flip_average=args.flip)
     card = json.loads(out.with_suffix(".json").read_text())
     for member in card["ensemble"]["members"]:
-        print(f"  {member['run']}: val {member['val_acc']:.2%}, weight {member['weight']:.3f}")
+        print(f"  {member.get('run') or member['model']}: val {member['val_acc']:.2%}, "
+              f"weight {member['weight']:.3f}")
     for split, metrics in card["metrics"].items():
         print(f"ensemble {split} accuracy {metrics['accuracy']:.2%}")
     print(f"exported {out} and its card {out.with_suffix('.json')}")

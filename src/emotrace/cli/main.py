@@ -13,6 +13,9 @@ import sys
 from collections.abc import Sequence
 
 
+MODEL_HELP = ("emotion model: a shipped one by name, 'fast' (default) or 'accurate' (an "
+              "ensemble, slower), or an exported .onnx file")
+
 def _run(name: str):
     """The body of a sub-command, imported only when it runs."""
     def call(args: argparse.Namespace) -> int:
@@ -58,7 +61,7 @@ def build_parser() -> argparse.ArgumentParser:
                          help="add the sample photos shipped with emotrace to the sources")
     predict.add_argument("--detector", choices=("yunet", "haar", "none"), default="yunet",
                          help="face detector; 'none' = the images are face crops (default: %(default)s)")
-    predict.add_argument("--model", help="ONNX emotion model (default: the shipped one)")
+    predict.add_argument("--model", help=MODEL_HELP)
     predict.add_argument("--json", action="store_true",
                          help="print one JSON line per image / frame")
     predict.add_argument("--save", metavar="DIR",
@@ -97,13 +100,27 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--data", required=True, help="dataset path")
     evaluate.add_argument("--split", help="train, val (PublicTest), test (PrivateTest) or all "
                                           "(default: all)")
-    evaluate.add_argument("--model", help="ONNX emotion model (default: the shipped one)")
+    evaluate.add_argument("--model", help=MODEL_HELP)
     evaluate.add_argument("--out", metavar="DIR",
                           help="write metrics.json, confusion.json and confusion.png there")
     evaluate.add_argument("--json", action="store_true", help="print one JSON object")
     evaluate.add_argument("--strict", action="store_true",
                           help="stop at the first unreadable image instead of skipping it")
     evaluate.set_defaults(run=_run("evaluate"))
+
+    calibrate = sub.add_parser("calibrate", help="fit temperature scaling so scores mean what "
+                                                 "they say",
+                               description="Fit the temperature of an exported model on the "
+                                           "validation split (PublicTest) and write it, with the "
+                                           "expected calibration error (15 bins) before and "
+                                           "after, into the model's card. Predictions then use "
+                                           "the calibrated scores; the predicted class never "
+                                           "changes.")
+    calibrate.add_argument("model", metavar="MODEL", help="exported .onnx model (card beside it)")
+    calibrate.add_argument("--data", required=True, help="dataset path (FER-2013 layout)")
+    calibrate.add_argument("--test", action="store_true",
+                           help="also measure the ECE on the test split (PrivateTest)")
+    calibrate.set_defaults(run=_run("calibrate"))
 
     export = sub.add_parser("export", help="export a trained run to ONNX with its model card",
                             description="Export RUN/best.ckpt to ONNX and write the model card "
@@ -130,12 +147,15 @@ def build_parser() -> argparse.ArgumentParser:
                                           "by the rank of their validation accuracy (w_i = "
                                           "R(A_i) / sum R(A_j)), equally, or by your weights. "
                                           "The result predicts like any model (--model).")
-    ensemble.add_argument("runs", nargs="+", metavar="RUN", help="run folders made by 'emotrace "
-                                                                 "train' or 'emotrace study'")
+    ensemble.add_argument("runs", nargs="+", metavar="MEMBER",
+                          help="run folders made by 'emotrace train' or 'emotrace study', or "
+                               "exported .onnx models (with their cards)")
     ensemble.add_argument("--out", required=True, help="ONNX file to write (card next to it)")
     ensemble.add_argument("--weights", default="rank", metavar="rank|equal|W,W,...",
                           help="weighting (default: %(default)s)")
     ensemble.add_argument("--name", help="model name recorded in the card")
+    ensemble.add_argument("--flip", action="store_true",
+                          help="also average each face's mirror image (twice the compute)")
     ensemble.add_argument("--test", action="store_true",
                           help="also measure the test split (PrivateTest) for the card")
     ensemble.set_defaults(run=_run("ensemble"))
@@ -146,7 +166,7 @@ def build_parser() -> argparse.ArgumentParser:
                                          "that drove it) and the probability of every emotion.")
     explain.add_argument("image", metavar="IMAGE")
     explain.add_argument("--save", required=True, metavar="PNG", help="figure to write")
-    explain.add_argument("--model", help="ONNX emotion model (default: the shipped one)")
+    explain.add_argument("--model", help=MODEL_HELP)
     explain.add_argument("--detector", choices=("yunet", "haar", "none"), default="yunet",
                          help="face detector; 'none' = the image is one face crop")
     explain.add_argument("--emotion", help="explain this emotion instead of the predicted one")
@@ -159,7 +179,7 @@ def build_parser() -> argparse.ArgumentParser:
                                        "to localhost unless --host says otherwise.")
     serve.add_argument("--host", default="127.0.0.1", help="address to bind (default: %(default)s)")
     serve.add_argument("--port", type=int, default=8000, help="port (default: %(default)s)")
-    serve.add_argument("--model", help="ONNX emotion model (default: the shipped one)")
+    serve.add_argument("--model", help=MODEL_HELP)
     serve.add_argument("--data-dir", default="emotrace-data", metavar="DIR",
                        help="job table and job files (default: %(default)s)")
     serve.add_argument("--token", default=os.environ.get("EMOTRACE_TOKEN"),

@@ -15,6 +15,8 @@ from emotrace.data.labels import EMOTIONS
 from emotrace.errors import EmotraceError
 
 DEFAULT_MODEL = "emotrace-mobilenetv2-fer2013.onnx"
+#: Models shipped in the package, by name: ``fast`` (the default) and ``accurate`` (an ensemble).
+SHIPPED_MODELS = {"fast": DEFAULT_MODEL, "accurate": "emotrace-accurate-fer2013.onnx"}
 
 
 class ModelError(EmotraceError, ValueError):
@@ -32,8 +34,17 @@ def onnxruntime():
 
 
 def default_model_path() -> Path:
-    """The model shipped inside the package (``emotrace/assets``)."""
-    return Path(str(resources.files("emotrace") / "assets" / DEFAULT_MODEL))
+    """The default model shipped inside the package (``fast``)."""
+    return model_path("fast")
+
+
+def model_path(model: str | os.PathLike | None) -> Path:
+    """A shipped model's name (``fast``, ``accurate``; None = ``fast``) -> its file inside the
+    package; anything else is taken as a path to an ``.onnx`` file."""
+    name = "fast" if model is None else os.fspath(model)
+    if name in SHIPPED_MODELS:
+        return Path(str(resources.files("emotrace") / "assets" / SHIPPED_MODELS[name]))
+    return Path(name)
 
 
 def read_card(model_path: Path) -> dict[str, Any]:
@@ -43,6 +54,17 @@ def read_card(model_path: Path) -> dict[str, Any]:
         raise ModelError(f"{model_path}: its model card {card_path.name} is missing (it records "
                          "the input size); export models with 'emotrace export'")
     return json.loads(card_path.read_text())
+
+
+def apply_temperature(probs: np.ndarray, temperature: float) -> np.ndarray:
+    """Temperature scaling: ``softmax(log(probs) / temperature)`` row by row (the predicted
+    class never changes; see :mod:`emotrace.evaluation.calibration`)."""
+    if temperature == 1.0:
+        return probs
+    logits = np.log(np.clip(probs, 1e-12, None)) / temperature
+    logits -= logits.max(axis=1, keepdims=True)
+    scaled = np.exp(logits)
+    return (scaled / scaled.sum(axis=1, keepdims=True)).astype(probs.dtype, copy=False)
 
 
 class EmotionClassifier:
@@ -55,16 +77,20 @@ class EmotionClassifier:
 
     def __init__(self, model: str | os.PathLike | None = None, card: dict | None = None,
                  threads: int | None = None) -> None:
-        path = Path(model) if model else default_model_path()
+        path = model_path(model)
         if not path.is_file():
-            hint = (" (the shipped model is missing: reinstall emotrace)" if model is None
-                    else "; give an .onnx file exported by 'emotrace export'")
+            shipped = model is None or os.fspath(model) in SHIPPED_MODELS
+            hint = (" (a shipped model is missing: reinstall emotrace)" if shipped
+                    else f"; give a shipped model's name ({', '.join(SHIPPED_MODELS)}) or an "
+                         ".onnx file exported by 'emotrace export'")
             raise ModelError(f"model file not found: {path}{hint}")
         self.path = path
         self.card = card if card is not None else read_card(path)
         self.size = int(self.card["input"]["shape"][-1])
         self.scaling = self.card["input"].get("scaling", "fixed")
         self.classes = tuple(self.card["output"].get("classes", EMOTIONS))
+        #: fitted by 'emotrace calibrate' (temperature scaling); 1 = the network's own scores
+        self.temperature = float(self.card.get("calibration", {}).get("temperature", 1.0))
         ort = onnxruntime()
         options = ort.SessionOptions()
         # No busy-waiting between calls: the detector needs those cores between two batches.
@@ -105,4 +131,5 @@ class EmotionClassifier:
         """``(N, 7)`` emotion probabilities for N face crops (one batched model call)."""
         if len(faces) == 0:
             return np.zeros((0, len(self.classes)), np.float32)
-        return self.session.run(None, {self.input_name: self.preprocess(faces)})[0]
+        probs = self.session.run(None, {self.input_name: self.preprocess(faces)})[0]
+        return apply_temperature(probs, self.temperature)

@@ -1,10 +1,12 @@
 """Ensembles: a weighted average of trained models' probabilities, exported as one ONNX model
-that ships and predicts like any other (``emotrace ensemble RUN RUN ...``)."""
+that ships and predicts like any other (``emotrace ensemble MEMBER MEMBER ...``). A member is a
+training run folder or an exported emotrace ONNX model (converted back to torch)."""
 
 from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -74,6 +76,65 @@ class EnsembleNet(nn.Module):
         return torch.log(probs + 1e-12)
 
 
+class ExportedMember(nn.Module):
+    """An exported emotrace model (ONNX, converted to torch) as an ensemble member: it returns
+    probabilities, so its log stands in for logits (their softmax gives the probabilities back)."""
+
+    def __init__(self, path: Path) -> None:
+        super().__init__()
+        try:
+            from onnx2torch import convert
+        except ImportError as error:
+            raise ImportError(f"ONNX members need onnx2torch: pip install 'emotrace[train]' "
+                              f"({error})") from None
+        self.net = convert(str(path)).eval()
+
+    def forward(self, faces: torch.Tensor) -> torch.Tensor:
+        return torch.log(self.net(faces) + 1e-12)
+
+
+@dataclass
+class Member:
+    """One ensemble member: its network, input size and scaling, validation accuracy (the one it
+    was selected on) and what the card records of it."""
+
+    net: nn.Module
+    image_size: int
+    scaling: str
+    val_acc: float
+    record: dict[str, Any]
+    data: str | None
+
+
+def load_member(source: str | Path) -> Member:
+    """A training run folder (its best checkpoint) or an exported ``.onnx`` model with its card."""
+    source = Path(source)
+    if source.suffix == ".onnx":
+        from emotrace.inference.classifier import read_card
+
+        if not source.is_file():
+            raise NotFoundError(f"{source} not found")
+        card = read_card(source)
+        val = card.get("metrics", {}).get("val", {}).get("accuracy")
+        if val is None:
+            raise ConfigError(f"{source}: its card has no validation accuracy (metrics.val); "
+                              "export it with 'emotrace export' first")
+        size = int(card["input"]["shape"][-1])
+        return Member(ExportedMember(source), size, card["input"].get("scaling", "fixed"), val,
+                      {"model": card.get("name", source.stem), "file": str(source),
+                       "backbone": card.get("backbone"),
+                       "pretrained": card.get("pretrained"), "image_size": size},
+                      card.get("data"))
+    module = load_module(source / "best.ckpt")
+    config = module.config
+    if config.model == "dlib_resnet":
+        raise ConfigError("dlib_resnet runs take dlib descriptors, not faces: they cannot join an "
+                          "exported ensemble")
+    return Member(module.net, config.image_size, config.scaling, member_accuracy(source),
+                  {"run": str(source), "backbone": config.model, "pretrained": config.pretrained,
+                   "image_size": config.image_size}, config.data)
+
+
 def member_accuracy(run_dir: Path) -> float:
     """The run's best validation accuracy (the one its best checkpoint was chosen on)."""
     history = Path(run_dir) / "history.csv"
@@ -84,43 +145,39 @@ def member_accuracy(run_dir: Path) -> float:
 
 def build_ensemble(runs: Sequence[str | Path], out: str | Path,
                    weights: str | Sequence[float] = "rank", name: str | None = None,
-                   evaluate_splits: Sequence[str] = ("val",), command: str | None = None) -> Path:
-    """Export the ensemble of ``runs`` (training run folders) to ``out`` (.onnx) with its card:
-    members, their validation accuracies and weights, and the ensemble's metrics on
-    ``evaluate_splits`` measured on the exported file."""
-    run_dirs = [Path(r) for r in runs]
-    if len(run_dirs) < 2:
-        raise ConfigError("an ensemble needs at least two trained runs")
-    modules = [load_module(d / "best.ckpt") for d in run_dirs]
-    configs = [m.config for m in modules]
-    if any(c.model == "dlib_resnet" for c in configs):
-        raise ConfigError("dlib_resnet runs take dlib descriptors, not faces: they cannot join an "
-                         "exported ensemble")
-    if len({c.scaling for c in configs}) > 1:
-        raise ConfigError("members use different input scaling (fixed / minmax); ensemble runs "
-                         "trained with the same scaling")
-    accuracies = [member_accuracy(d) for d in run_dirs]
+                   evaluate_splits: Sequence[str] = ("val",), command: str | None = None,
+                   flip_average: bool = False) -> Path:
+    """Export the ensemble of ``runs`` (training run folders or exported ``.onnx`` models) to
+    ``out`` (.onnx) with its card: members, their validation accuracies and weights, and the
+    ensemble's metrics on ``evaluate_splits`` measured on the exported file. ``flip_average``
+    also averages each face's mirror image."""
+    if len(runs) < 2:
+        raise ConfigError("an ensemble needs at least two members")
+    members = [load_member(r) for r in runs]
+    if len({m.scaling for m in members}) > 1:
+        raise ConfigError("members use different input scaling (fixed / minmax); ensemble models "
+                          "trained with the same scaling")
+    accuracies = [m.val_acc for m in members]
     w = ensemble_weights(weights, accuracies)
-    size = max(c.image_size for c in configs)
-    net = EnsembleNet([m.net for m in modules], [c.image_size for c in configs], w)
+    size = max(m.image_size for m in members)
+    net = EnsembleNet([m.net for m in members], [m.image_size for m in members], w)
     out = Path(out)
-    export_onnx(net.eval(), out, size, flip_average=False)
+    export_onnx(net.eval(), out, size, flip_average=flip_average)
+    data = next((m.data for m in members if m.data), None)
     card: dict[str, Any] = {
         "name": name or out.stem,
         "format": "onnx",
-        **card_io(size, configs[0].scaling),
-        "flip_average": False,
+        **card_io(size, members[0].scaling),
+        "flip_average": flip_average,
         "backbone": "ensemble",
-        "data": configs[0].data,
+        "data": data,
         "ensemble": {
             "weighting": weights if isinstance(weights, str) else "user",
-            "members": [{"run": str(d), "backbone": c.model, "pretrained": c.pretrained,
-                         "image_size": c.image_size, "val_acc": round(a, 4),
-                         "weight": round(float(x), 4)}
-                        for d, c, a, x in zip(run_dirs, configs, accuracies, w)],
+            "members": [{**m.record, "val_acc": round(m.val_acc, 4), "weight": round(float(x), 4)}
+                        for m, x in zip(members, w)],
         },
         "exported": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
         "export_command": command,
         "metrics": {},
     }
-    return write_card(out, card, configs[0].data, evaluate_splits)
+    return write_card(out, card, data, evaluate_splits)
