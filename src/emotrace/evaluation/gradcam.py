@@ -14,7 +14,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from emotrace.inference.classifier import EmotionClassifier
+from emotrace.inference.classifier import EmotionClassifier, apply_temperature
 
 
 @dataclass
@@ -110,8 +110,9 @@ class GradCAM:
                                  align_corners=False)
         cam = cam[:, 0]
         peak = cam.flatten(1).max(dim=1).values.clamp_min(1e-12)[:, None, None]
-        return Explanation(probs.detach().numpy(), chosen.numpy(),
-                           (cam / peak).detach().numpy())
+        # the scores predict_faces gives (calibrated); the heatmaps explain the network's own
+        probs = apply_temperature(probs.detach().numpy(), self.classifier.temperature)
+        return Explanation(probs, chosen.numpy(), (cam / peak).detach().numpy())
 
 
 def class_mean_heatmaps(explainer: GradCAM, images: np.ndarray, labels: np.ndarray,
