@@ -88,8 +88,9 @@ def train(args: argparse.Namespace) -> int:
 
 def calibrate(args: argparse.Namespace) -> int:
     from emotrace.evaluation.calibration import calibrate_model
+    from emotrace.inference.classifier import SHIPPED_MODELS
 
-    if args.model in ("fast", "accurate") or not args.model.endswith(".onnx"):
+    if args.model in SHIPPED_MODELS or not args.model.endswith(".onnx"):
         raise UsageError(f"{args.model}: give an exported .onnx file (a shipped model is "
                          "calibrated already)")
     if not Path(args.model).is_file():
