@@ -124,6 +124,23 @@ def test_eval_transform_resizes_and_scales():
     assert stretched.min() == 0.0 and stretched.max() == 1.0
 
 
+@pytest.mark.parametrize("size", [32, 48, 64, 96, 112])
+def test_validation_sees_the_pixels_the_exported_model_sees(size):
+    """One evaluation pipeline: the training-time eval transform and the ONNX classifier's
+    preprocessing give identical inputs (the same resize, the same scaling)."""
+    torch = pytest.importorskip("torch")
+    from emotrace.data.transforms import eval_transform
+    from emotrace.inference.classifier import EmotionClassifier, model_path
+
+    classifier = EmotionClassifier(model_path("fast"))
+    classifier.size = size
+    faces = load_dataset(FER).images[:16]
+    expected = classifier.preprocess(faces)
+    transform = eval_transform(size)
+    got = np.stack([transform(torch.from_numpy(face).unsqueeze(0)).numpy() for face in faces])
+    np.testing.assert_allclose(got, expected, rtol=0, atol=1e-6)  # x/255 rounding only
+
+
 def test_train_transform_augments_but_keeps_shape():
     torch = pytest.importorskip("torch")
     from emotrace.data.transforms import AugmentConfig, eval_transform, train_transform

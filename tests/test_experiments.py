@@ -160,7 +160,7 @@ def test_init_study_skips_backbones_without_weights_and_says_how(tmp_path):
     assert any("--weights resnet50=FILE" in line for line in skipped)
     torch.save({}, tmp_path / "r50.pth")
     runs, skipped = _runnable(load_study("init", weights={"resnet50": str(tmp_path / "r50.pth")}))
-    assert sum(r.config.model == "resnet50" for r in runs) == 2
+    assert sum(r.config.model == "resnet50" for r in runs) == 2 * 3  # twins x seeds
     assert not any("resnet50" in line for line in skipped)
 
 
@@ -188,28 +188,52 @@ def test_dlib_descriptor_head_trains_on_cached_descriptors(fer_slice, tmp_path):
 
 
 def test_transfer_study_end_to_end_on_a_slice(fer_slice, tmp_path):
-    report = run_study("transfer", {"epochs": 2, "image_size": 32, "subset": 1.0,
-                                    "data": str(fer_slice)},
-                       runs_root=tmp_path / "runs", out_root=tmp_path / "experiments",
+    from emotrace.data import load_dataset, select_split
+    from emotrace.evaluation.stats import mcnemar_exact
+
+    budget = {"epochs": 2, "image_size": 32, "subset": 1.0, "seeds": 2, "data": str(fer_slice)}
+    report = run_study("transfer", budget, runs_root=tmp_path / "runs",
+                       out_root=tmp_path / "experiments",
                        command="emotrace study transfer --epochs 2", progress_bar=False)
     text = report.read_text()
     assert text.startswith("# Transfer learning vs a plain CNN")
     assert "Reproduce: `emotrace study transfer --epochs 2`" in text
-    assert "2 epochs, 32 px" in text and "min of training" in text
+    assert "2 epochs, 32 px" in text and "min of training" in text and "**2 seeds**" in text
+    assert "| majority class (angry) |" in text and "exact McNemar per seed" in text
     figures = report.parent / "figures"
     for name in text.split("](figures/")[1:]:
         assert (figures / name.split(")")[0]).is_file()
     data = json.loads((report.parent / "results.json").read_text())
-    assert [r["name"] for r in data["runs"]] == ["mobilenet_v2-imagenet", "plain_cnn"]
-    for r in data["runs"]:
-        test = r["metrics"]["test"]
-        assert test["n"] == 35 and test["accuracy"] == np.trace(test["confusion"]) / 35
+    assert [c["name"] for c in data["configurations"]] == ["mobilenet_v2-imagenet", "plain_cnn"]
+    labels = select_split(load_dataset(fer_slice), "test").labels
+    mobilenet, plain = data["configurations"]
+    for config in data["configurations"]:
+        assert config["seeds"] == [42, 43]
+        runs = config["per_seed"]
+        assert [r["seed"] for r in runs] == [42, 43]
+        assert runs[0]["history"][0]["epoch"] == 0  # measured before training
+        assert runs[0]["history"] != runs[1]["history"]  # the seeds differ
+        accuracies = []
+        for r in runs:
+            predicted = np.array(list(r["predictions"]["test"]), dtype=int)
+            assert len(predicted) == 35
+            assert r["metrics"]["test"]["accuracy"] == pytest.approx(np.mean(predicted == labels))
+            accuracies.append(np.mean(predicted == labels))
+        assert config["test_acc"]["mean"] == pytest.approx(np.mean(accuracies))
+        assert config["test_acc"]["sd"] == pytest.approx(np.std(accuracies, ddof=1))
+    headline = data["comparisons"][0]
+    assert (headline["a"], headline["b"]) == ("MobileNetV2 (ImageNet)", "Plain CNN (scratch, 48 px)")
+    for seed, test in enumerate(headline["mcnemar_per_seed"]):
+        a = np.array(list(mobilenet["per_seed"][seed]["predictions"]["test"]), dtype=int)
+        b = np.array(list(plain["per_seed"][seed]["predictions"]["test"]), dtype=int)
+        assert test["p_value"] == pytest.approx(mcnemar_exact(labels, a, b).p_value)
+        assert f"{test['p_value']:.3g}" in text
     # cached: a second call trains and exports nothing, and reports the same numbers
     files = {p: p.stat().st_mtime for p in (tmp_path / "runs").rglob("*") if p.is_file()}
-    run_study("transfer", {"epochs": 2, "image_size": 32, "subset": 1.0, "data": str(fer_slice)},
-              runs_root=tmp_path / "runs", out_root=tmp_path / "experiments", progress_bar=False)
-    assert json.loads((report.parent / "results.json").read_text())["runs"][0]["history"] == \
-        data["runs"][0]["history"]
+    run_study("transfer", budget, runs_root=tmp_path / "runs", out_root=tmp_path / "experiments",
+              progress_bar=False)
+    again = json.loads((report.parent / "results.json").read_text())
+    assert again["configurations"][0]["per_seed"][0]["history"] == mobilenet["per_seed"][0]["history"]
     assert {p: p.stat().st_mtime for p in files} == files
 
 
@@ -230,3 +254,29 @@ def test_ensemble_of_exported_onnx_models_averages_their_raw_probabilities(tmp_p
                       for i in range(4)])
     mirrored = (single.predict_faces(faces) + single.predict_faces(faces[:, :, ::-1].copy())) / 2
     np.testing.assert_allclose(EmotionClassifier(out).predict_faces(faces), mirrored, atol=1e-4)
+
+
+def test_frozen_parameters_count_what_never_trained():
+    from emotrace.experiments.results import frozen_parameters
+
+    net = create_model("mobilenet_v2", pretrained=False)
+    config = load_config("two-phase-mobilenetv2")
+    backbone = sum(p.numel() for p in net.backbone.parameters())
+    top = sum(p.numel() for block in list(net.blocks)[-config.unfreeze_top:]
+              for p in block.parameters())
+    assert frozen_parameters(net, config, epochs_run=config.freeze_epochs) == backbone
+    assert frozen_parameters(net, config, epochs_run=config.freeze_epochs + 1) == backbone - top
+    assert frozen_parameters(net, config.updated(freeze_epochs=0), epochs_run=3) == 0
+
+
+def test_a_stratified_run_is_scored_on_its_own_test_split(fer_slice):
+    from emotrace.data import load_dataset, split_dataset
+    from emotrace.evaluation import evaluate
+    from emotrace.inference.classifier import EmotionClassifier, model_path
+
+    classifier = EmotionClassifier(model_path("fast"))
+    own = evaluate(classifier, fer_slice, "test", scheme="stratified", split_seed=42)
+    expected = split_dataset(load_dataset(fer_slice), "stratified", 42)["test"]
+    assert len(own.labels) == len(expected) and np.array_equal(own.labels, expected.labels)
+    official = evaluate(classifier, fer_slice, "test")
+    assert len(official.labels) == 35 and len(own.labels) != 35

@@ -119,3 +119,34 @@ def test_init_from_a_checkpoint_starts_from_its_weights(short_run, fer_slice, tm
         assert torch.equal(a, b), name
     with pytest.raises(FileNotFoundError, match="init_from checkpoint not found"):
         EmotionModule(_config(fer_slice, init_from=str(tmp_path / "none.ckpt")).to_dict())
+
+
+def test_measured_training_split_and_epoch_zero_row(fer_slice, tmp_path):
+    """measure_train: an epoch-0 row before any update, and the training split measured like
+    validation (inference mode, plain CE) after every epoch, batch norm left as it was."""
+    from emotrace.data.module import FERDataModule
+
+    config = _config(fer_slice, epochs=2, measure_train=True)
+    train(config, tmp_path / "run", progress_bar=False)
+    history = read_history(tmp_path / "run" / "history.csv")
+    assert [r["epoch"] for r in history] == [0, 1, 2]
+    assert np.isnan(history[0]["train_loss"]) and not np.isnan(history[0]["train_eval_loss"])
+    data = FERDataModule(str(fer_slice), image_size=config.image_size, batch_size=16)
+    data.setup()
+    module = load_module(tmp_path / "run" / "last.ckpt")
+    again = module.measure(data.train_eval_dataloader())
+    assert again["acc"] == pytest.approx(history[-1]["train_eval_acc"])
+    assert again["loss"] == pytest.approx(history[-1]["train_eval_loss"], rel=1e-4)
+    val = module.measure(data.val_dataloader())
+    assert val["acc"] == pytest.approx(history[-1]["val_acc"])
+
+
+def test_export_of_the_last_epoch_with_per_image_predictions(short_run, tmp_path):
+    out = export_run(short_run, out=tmp_path / "last.onnx", evaluate_splits=("val",),
+                     checkpoint="last", save_predictions=True)
+    card = json.loads(out.with_suffix(".json").read_text())
+    assert card["checkpoint"] == "last"
+    predictions = json.loads(out.with_suffix(".predictions.json").read_text())
+    assert len(predictions["val"]) == card["metrics"]["val"]["n"] == 35
+    with pytest.raises(ValueError, match="best' or 'last"):
+        export_run(short_run, out=tmp_path / "x.onnx", checkpoint="epoch3")

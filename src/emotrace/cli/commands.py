@@ -170,7 +170,7 @@ def curves(args: argparse.Namespace) -> int:
         print(json.dumps(stats))
     else:
         overall = stats["overall"]
-        print(f"epochs {len(history)}  best val acc {overall['best_val_acc']:.2%} "
+        print(f"epochs {history[-1]['epoch']}  best val acc {overall['best_val_acc']:.2%} "
               f"(epoch {overall['best_epoch']})  initial val acc {overall['initial_val_acc']:.2%}")
         print(f"{'epochs':<8}{'MCR acc':>9}{'MCR loss':>10}{'MOFR acc':>10}{'MOFR loss':>11}")
         for row in stats["windows"]:
@@ -276,7 +276,7 @@ def study(args: argparse.Namespace) -> int:
     except ImportError:
         raise _train_extra("study") from None
     budget = {"epochs": args.epochs, "image_size": args.image_size, "subset": args.subset,
-              "data": args.data}
+              "seeds": args.seeds, "data": args.data}
     if args.ray is not None:
         try:
             import ray  # noqa: F401

@@ -210,6 +210,8 @@ def build_parser() -> argparse.ArgumentParser:
     study.add_argument("--epochs", type=int, help="budget: epochs per run")
     study.add_argument("--image-size", type=int, help="budget: input size in pixels")
     study.add_argument("--subset", type=float, help="budget: fraction of the training split")
+    study.add_argument("--seeds", type=int, help="budget: seeds per configuration (study "
+                       "default: 3; each seed is one more run of every configuration)")
     study.add_argument("--data", help="dataset path (default: the study's, FER-2013)")
     study.add_argument("--weights", action="append", default=[], metavar="BACKBONE=FILE",
                        help="ImageNet weights for a backbone that has none here (resnet50, "

@@ -134,6 +134,17 @@ def to_bgr8(image: np.ndarray) -> np.ndarray:
     return image
 
 
+def resize_face(face: np.ndarray, size: int) -> np.ndarray:
+    """A grey face crop resized to ``size`` x ``size`` the one way emotrace does it everywhere
+    (training, validation, test and inference): OpenCV area averaging when shrinking, bilinear
+    when enlarging."""
+    if face.shape[:2] == (size, size):
+        return face
+    shrink = face.shape[0] > size
+    return cv2.resize(face, (size, size),
+                      interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR)
+
+
 def read_gray(path: str | os.PathLike, max_pixels: int = MAX_PIXELS) -> np.ndarray:
     """Like :func:`read_image`, as one grey channel (what the emotion models take)."""
     image = read_image(path, max_pixels)

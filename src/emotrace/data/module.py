@@ -52,7 +52,8 @@ class FERDataModule(L.LightningDataModule):
     """
 
     def __init__(self, data: str, image_size: int = 96, batch_size: int = 64,
-                 split: str = "official", seed: int = 42, augment: AugmentConfig | None = None,
+                 split: str = "official", seed: int = 42, sample_seed: int | None = None,
+                 augment: AugmentConfig | None = None,
                  scaling: str = "fixed", balance: str = "none", subset: float = 1.0,
                  subset_splits: str = "all",
                  num_workers: int = 0, cache_size: int = 48) -> None:
@@ -61,6 +62,7 @@ class FERDataModule(L.LightningDataModule):
             raise ConfigError(f"unknown balance {balance!r}; use none, sampler or weights")
         self.data, self.image_size, self.batch_size = data, image_size, batch_size
         self.split, self.seed, self.scaling, self.balance = split, seed, scaling, balance
+        self.sample_seed = seed if sample_seed is None else sample_seed
         self.augment = augment or AugmentConfig()
         self.subset, self.num_workers, self.cache_size = subset, num_workers, cache_size
         if subset_splits not in ("all", "train"):
@@ -95,7 +97,7 @@ class FERDataModule(L.LightningDataModule):
             labels = self.parts[name].labels
             weights = 1.0 / np.bincount(labels, minlength=7)[labels]
             sampler = WeightedRandomSampler(torch.as_tensor(weights), len(labels),
-                                            generator=torch.Generator().manual_seed(self.seed))
+                                            generator=torch.Generator().manual_seed(self.sample_seed))
         return DataLoader(dataset, batch_size=self.batch_size, shuffle=train and sampler is None,
                           sampler=sampler, num_workers=self.num_workers, drop_last=train,
                           persistent_workers=self.num_workers > 0)
@@ -108,3 +110,7 @@ class FERDataModule(L.LightningDataModule):
 
     def test_dataloader(self) -> DataLoader:
         return self._loader("test", train=False)
+
+    def train_eval_dataloader(self) -> DataLoader:
+        """The training split as validation sees it: no augmentation, no sampling."""
+        return self._loader("train", train=False)

@@ -1,6 +1,8 @@
 """Image transforms for training and evaluation (torchvision v2, on uint8 grayscale tensors).
 
-Models take ``(N, 1, S, S)`` float images in [0, 1]; the grey-to-RGB expansion and ImageNet
+Every resize goes through :func:`emotrace.data.images.resize_face` (OpenCV), the function the
+exported model's classifier uses: validation during training and the exported model see the same
+pixels. Models take ``(N, 1, S, S)`` float images in [0, 1]; the grey-to-RGB expansion and ImageNet
 normalisation are part of the network (:class:`emotrace.models.Preprocess`), so the exported
 ONNX model and the torch model see exactly the same input.
 """
@@ -9,9 +11,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 from torchvision.transforms import v2
 
+from emotrace.data.images import resize_face
 from emotrace.errors import ConfigError
 
 
@@ -36,6 +40,18 @@ class MinMaxScale(torch.nn.Module):
         return (image - low) / (high - low).clamp_min(1e-6)
 
 
+class FaceResize(torch.nn.Module):
+    """Resize a ``(1, H, W)`` uint8 tensor with :func:`resize_face` (as at inference)."""
+
+    def __init__(self, size: int) -> None:
+        super().__init__()
+        self.size = size
+
+    def forward(self, image: torch.Tensor) -> torch.Tensor:
+        face = resize_face(image[0].numpy(), self.size)
+        return torch.from_numpy(np.ascontiguousarray(face)).unsqueeze(0)
+
+
 def _to_float(scaling: str) -> list[torch.nn.Module]:
     steps: list[torch.nn.Module] = [v2.ToDtype(torch.float32, scale=True)]
     if scaling == "minmax":
@@ -47,7 +63,7 @@ def _to_float(scaling: str) -> list[torch.nn.Module]:
 
 def eval_transform(image_size: int, scaling: str = "fixed") -> v2.Compose:
     """Resize a ``(1, H, W)`` uint8 tensor to ``image_size`` and scale it to [0, 1]."""
-    return v2.Compose([v2.Resize((image_size, image_size), antialias=True), *_to_float(scaling)])
+    return v2.Compose([FaceResize(image_size), *_to_float(scaling)])
 
 
 def train_transform(image_size: int, augment: AugmentConfig, scaling: str = "fixed") -> v2.Compose:
@@ -63,7 +79,7 @@ def train_transform(image_size: int, augment: AugmentConfig, scaling: str = "fix
         steps.append(v2.RandomResizedCrop((image_size, image_size),
                                           scale=(augment.random_resized_crop, 1.0), antialias=True))
     else:
-        steps.append(v2.Resize((image_size, image_size), antialias=True))
+        steps.append(FaceResize(image_size))
     if augment.brightness_contrast:
         steps.append(v2.ColorJitter(brightness=augment.brightness_contrast,
                                     contrast=augment.brightness_contrast))

@@ -1,18 +1,25 @@
 """Learning-curve statistics of the papers: initial accuracy/loss, mean convergence rate (MCR)
-and mean overfitting rate (MOFR), overall and per window of epochs.
+and mean overfitting rate (MOFR), overall and per window of n epochs.
 
-Definitions, for a window of epochs (the whole run, or epochs 1-5, 6-10, ...):
+The seed papers' definitions, with Metric_0 the value before the first epoch (the epoch-0 row of
+``history.csv``) and a window of epochs i = a+1 .. a+n::
 
-* MCR (accuracy) = mean per-epoch gain of training accuracy across the window, counted from the
-  epoch just before it (from its own first epoch for the first window):
-  ``(acc[last] - acc[base]) / (last - base)``. MCR (loss) = mean per-epoch drop of training loss.
-* MOFR (accuracy) = mean over the window of ``train_acc - val_acc``; MOFR (loss) = mean of
-  ``val_loss - train_loss``: how far validation trails training.
+    MCR  = (1/n) Σ_i (Metric_i − Metric_{i−1})                        on the training metric
+    MOFR = (1/n) Σ_i [(Train_i − Val_i) − (Train_{i−1} − Val_{i−1})]   growth of the gap per epoch
+
+for accuracy and for loss, taken literally: MCR(acc) > 0 and MCR(loss) < 0 while a model learns;
+MOFR(acc) > 0 and MOFR(loss) < 0 while the train–validation gap widens (overfitting grows).
+
+The training metric is ``train_eval_*`` when the run measured it (the training split in
+inference mode, no augmentation, plain cross-entropy: like validation); older histories only
+have the running values of the optimised loss (augmented, label smoothing), which are used then
+and reported as such (``train_metric``).
 """
 
 from __future__ import annotations
 
 import csv
+import math
 from pathlib import Path
 
 import numpy as np
@@ -25,41 +32,58 @@ def read_history(path: str | Path) -> list[dict]:
                 for row in csv.DictReader(handle)]
 
 
+def trained_epochs(history: list[dict]) -> list[dict]:
+    """The rows of epochs 1.. (without the epoch-0 measurement before training)."""
+    return [row for row in history if row["epoch"] >= 1]
+
+
+def train_metric(history: list[dict]) -> str:
+    """``train_eval`` when every row measured the training split like validation, else ``train``."""
+    measured = all(not math.isnan(row.get("train_eval_acc", math.nan)) for row in history)
+    return "train_eval" if history and measured else "train"
+
+
 def _column(history: list[dict], key: str) -> np.ndarray:
     return np.array([row[key] for row in history], dtype=np.float64)
 
 
-def convergence_stats(history: list[dict]) -> dict[str, float]:
-    """Initial (epoch-1) accuracy/loss, MCR and MOFR over the whole history, final/best val acc."""
-    if not history:
+def convergence_stats(history: list[dict]) -> dict[str, float | str]:
+    """Epoch-1 accuracy/loss, MCR and MOFR over every trained epoch, final/best val acc (best
+    over trained epochs: epoch 0 is never a checkpoint)."""
+    trained = trained_epochs(history)
+    if not trained:
         raise ValueError("empty history: no epoch finished")
-    return {"initial_train_acc": history[0]["train_acc"], "initial_train_loss": history[0]["train_loss"],
-            "initial_val_acc": history[0]["val_acc"], "initial_val_loss": history[0]["val_loss"],
-            **_window_stats(history, 0, len(history)),
-            "final_val_acc": history[-1]["val_acc"],
-            "best_val_acc": float(_column(history, "val_acc").max()),
-            "best_epoch": int(history[int(_column(history, "val_acc").argmax())]["epoch"])}
+    first, val_acc = trained[0], _column(trained, "val_acc")
+    return {"initial_train_acc": first["train_acc"], "initial_train_loss": first["train_loss"],
+            "initial_val_acc": first["val_acc"], "initial_val_loss": first["val_loss"],
+            **window_stats(history, 1, trained[-1]["epoch"]),
+            "final_val_acc": trained[-1]["val_acc"],
+            "best_val_acc": float(val_acc.max()),
+            "best_epoch": int(trained[int(val_acc.argmax())]["epoch"])}
 
 
-def _window_stats(history: list[dict], start: int, stop: int) -> dict[str, float]:
-    """MCR/MOFR over rows ``start:stop``; the rate's baseline is the row before ``start``
-    (or the window's own first row for the first window)."""
-    acc, loss = _column(history, "train_acc"), _column(history, "train_loss")
-    val_acc, val_loss = _column(history, "val_acc"), _column(history, "val_loss")
-    base = start - 1 if start > 0 else start
-    steps = max(stop - 1 - base, 1)
-    window = slice(start, stop)
-    return {"mcr_acc": float((acc[stop - 1] - acc[base]) / steps),
-            "mcr_loss": float((loss[base] - loss[stop - 1]) / steps),
-            "mofr_acc": float(np.mean(acc[window] - val_acc[window])),
-            "mofr_loss": float(np.mean(val_loss[window] - loss[window]))}
+def window_stats(history: list[dict], first: int, last: int) -> dict[str, float | str]:
+    """MCR and MOFR of epochs ``first``..``last``: the paper's sums telescope to
+    ``(end − start) / n`` with start the epoch before the window. Without an epoch-0 row the
+    first window starts from its own first epoch and has one step fewer (``steps``)."""
+    by_epoch = {row["epoch"]: row for row in history}
+    base = by_epoch.get(first - 1, by_epoch[first])
+    end = by_epoch[last]
+    steps = max(end["epoch"] - base["epoch"], 1)
+    train = train_metric(history)
+
+    def gap(row: dict, key: str) -> float:
+        return row[f"{train}_{key}"] - row[f"val_{key}"]
+
+    return {"epochs": f"{first}-{last}", "steps": steps, "train_metric": train,
+            "mcr_acc": (end[f"{train}_acc"] - base[f"{train}_acc"]) / steps,
+            "mcr_loss": (end[f"{train}_loss"] - base[f"{train}_loss"]) / steps,
+            "mofr_acc": (gap(end, "acc") - gap(base, "acc")) / steps,
+            "mofr_loss": (gap(end, "loss") - gap(base, "loss")) / steps}
 
 
-def windowed_stats(history: list[dict], window: int = 5) -> list[dict[str, float]]:
-    """MCR/MOFR per block of ``window`` epochs (1-5, 6-10, ...), as the paper's tables."""
-    rows = []
-    for start in range(0, len(history), window):
-        stop = min(start + window, len(history))
-        rows.append({"epochs": f"{history[start]['epoch']}-{history[stop - 1]['epoch']}",
-                     **_window_stats(history, start, stop)})
-    return rows
+def windowed_stats(history: list[dict], window: int = 5) -> list[dict[str, float | str]]:
+    """MCR/MOFR per block of ``window`` epochs (1-5, 6-10, ...), as the papers' tables."""
+    last = trained_epochs(history)[-1]["epoch"]
+    return [window_stats(history, first, min(first + window - 1, last))
+            for first in range(1, last + 1, window)]

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from emotrace.data import DatasetError, load_dataset, select_split
+from emotrace.data import DatasetError, canonical_split, load_dataset, select_split, split_dataset
 from emotrace.evaluation.metrics import confusion_matrix, metrics_from_confusion
 from emotrace.evaluation.plots import plot_confusion
 from emotrace.utils import atomic_path, progress
@@ -56,12 +56,18 @@ class Evaluation:
 
 
 def evaluate(classifier, data: str | Path, split: str | None = None,
-             batch_size: int = 256, strict: bool = False) -> Evaluation:
+             batch_size: int = 256, strict: bool = False, scheme: str = "official",
+             split_seed: int = 42) -> Evaluation:
     """Classify every face of ``data`` (``split``: train/val/test/all; None = all) as whole-image
     face crops, and return an :class:`Evaluation`. ``classifier`` is an
     :class:`~emotrace.inference.EmotionClassifier` (anything with ``predict_faces``). Unreadable
-    images are skipped and listed in ``Evaluation.skipped`` (``strict``: fail on the first)."""
-    faces = select_split(load_dataset(data), split)
+    images are skipped and listed in ``Evaluation.skipped`` (``strict``: fail on the first).
+    ``scheme``: ``official`` splits, or ``stratified`` (70/10/20 with ``split_seed``) for models
+    trained on that split."""
+    if scheme == "official" or split in (None, "all"):
+        faces = select_split(load_dataset(data), split)
+    else:
+        faces = split_dataset(load_dataset(data), scheme, split_seed)[canonical_split(split)]
     if strict and faces.skipped:  # only images of the chosen split count
         file, reason, _ = faces.skipped[0]
         raise DatasetError(f"{file}: {reason}; remove it from the dataset or replace it "

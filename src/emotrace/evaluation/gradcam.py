@@ -47,6 +47,8 @@ class GradCAM:
         self.classifier = EmotionClassifier(model)
         self.net = _torch_model(self.classifier.path)
         self.layers, self.scores_module = self._pick_layers(stride)
+        #: side of the coarsest explained activation map, before upsampling to the input
+        self.map_size = min(self._widths[layer] for layer in self.layers)
 
     def _pick_layers(self, stride: int) -> tuple[list[nn.Module], nn.Module | None]:
         size = self.classifier.size
@@ -71,6 +73,7 @@ class GradCAM:
             i + 1 == len(convs) or convs[i + 1][1] < wide or convs[i + 1][1] > width)]
         if not layers:
             raise ValueError(f"{self.classifier.path}: no convolution layer to explain")
+        self._widths = {module: width for module, width in convs}
         # the last softmax is the model's output: its input is the score Grad-CAM explains
         return layers, softmaxes[-1] if softmaxes else None
 

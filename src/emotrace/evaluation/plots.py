@@ -38,18 +38,28 @@ def plot_confusion(confusion: np.ndarray, path: str | Path, title: str = "",
     return save_figure(figure, path)
 
 
-def plot_learning_curves(history: list[dict], path: str | Path, title: str = "") -> Path:
-    """Loss and accuracy per epoch, train vs validation, side by side."""
-    epochs = [row["epoch"] for row in history]
+def plot_learning_curves(history: list[dict], path: str | Path, title: str = "",
+                         augmented: bool = True, baseline: float | None = None) -> Path:
+    """Loss and accuracy per epoch: the optimised training values (``augmented``: on augmented
+    images), the training split measured like validation when the run did, and validation;
+    ``baseline``: the majority-class accuracy as a horizontal line."""
     figure, (loss_axes, acc_axes) = _subplots(1, 2, figsize=(11, 4))
+    running = "train (augmented, running)" if augmented else "train (running)"
     for axes, key in ((loss_axes, "loss"), (acc_axes, "acc")):
-        # train metrics are those optimised: on augmented images, with label smoothing if any
-        axes.plot(epochs, [r[f"train_{key}"] for r in history], "o-", label="train (augmented)")
-        axes.plot(epochs, [r[f"val_{key}"] for r in history], "o-", label="validation")
+        series = [(f"train_{key}", running, "o-"), (f"train_eval_{key}",
+                   "train (measured like validation)", "s--"), (f"val_{key}", "validation", "^-")]
+        for column, label, style in series:
+            points = [(r["epoch"], r[column]) for r in history
+                      if column in r and not np.isnan(r[column])]
+            if points:
+                axes.plot(*zip(*points), style, ms=4, label=label)
+        if key == "acc" and baseline is not None:
+            axes.axhline(baseline, color="black", ls=":", lw=1,
+                         label=f"majority class ({baseline:.1%})")
         axes.set_xlabel("epoch")
         axes.set_ylabel("accuracy" if key == "acc" else "loss")
         axes.grid(alpha=0.3)
-        axes.legend()
+        axes.legend(fontsize=8)
     phase_two = [r["epoch"] for r in history if r.get("phase") == 2]
     if phase_two:
         for axes in (loss_axes, acc_axes):
@@ -94,56 +104,98 @@ def plot_explanations(faces: np.ndarray, heatmaps: np.ndarray, probs: np.ndarray
 
 def plot_class_heatmaps(heatmaps: np.ndarray, mean_faces: np.ndarray, path: str | Path,
                         title: str = "", classes: tuple[str, ...] = EMOTIONS) -> Path:
-    """The mean Grad-CAM of each class over its mean face: where the model looks per emotion."""
-    figure, grid = _subplots(1, len(classes), figsize=(2.2 * len(classes), 2.8))
-    for axes, heatmap, face, name in zip(grid, heatmaps, mean_faces, classes):
-        peak = heatmap.max() or 1.0
-        _overlay(axes, face, heatmap / peak)
-        axes.set_title(name)
+    """Each class's mean face beside its mean Grad-CAM (one shared colour scale, with a bar):
+    where the model looks per emotion."""
+    figure, grid = _subplots(2, len(classes), figsize=(2.1 * len(classes) + 1.2, 4.8),
+                             squeeze=False, layout="constrained")
+    peak = float(heatmaps.max()) or 1.0
+    image = None
+    for column, (heatmap, face, name) in enumerate(zip(heatmaps, mean_faces, classes)):
+        grid[0, column].imshow(face, cmap="gray", vmin=0, vmax=1)
+        grid[0, column].set_title(name)
+        grid[1, column].imshow(face, cmap="gray", vmin=0, vmax=1)
+        image = grid[1, column].imshow(heatmap, cmap="jet", alpha=0.5, vmin=0, vmax=peak)
+        for axes in grid[:, column]:
+            axes.axis("off")
+    grid[0, 0].text(-0.08, 0.5, "mean face", transform=grid[0, 0].transAxes, rotation=90,
+                    ha="right", va="center")
+    grid[1, 0].text(-0.08, 0.5, "mean Grad-CAM", transform=grid[1, 0].transAxes, rotation=90,
+                    ha="right", va="center")
+    figure.colorbar(image, ax=grid[1, :].tolist(), fraction=0.02,
+                    label="mean heatmap (each face's map scaled to peak 1)")
     figure.suptitle(title or "mean Grad-CAM per true class")
-    figure.tight_layout()
     return save_figure(figure, path)
 
 
-def plot_curve_comparison(histories: dict[str, list[dict]], path: str | Path,
+MARKERS = "osD^vP*X<>"
+
+
+def _mean_curve(histories: list[list[dict]], key: str) -> tuple[list[int], np.ndarray,
+                                                                  np.ndarray, np.ndarray]:
+    """Epochs all seeds reached, and the mean, min and max of ``key`` over seeds per epoch."""
+    epochs = sorted(set.intersection(*({r["epoch"] for r in h} for h in histories)))
+    values = np.array([[next(r[key] for r in h if r["epoch"] == e) for e in epochs]
+                       for h in histories])
+    return epochs, values.mean(axis=0), values.min(axis=0), values.max(axis=0)
+
+
+def plot_curve_comparison(histories: dict[str, list[dict] | list[list[dict]]], path: str | Path,
                           keys: tuple[str, ...] = ("val_acc", "val_loss"), title: str = "",
-                          dashed: tuple[str, ...] = (),
-                          groups: dict[str, str] | None = None) -> Path:
-    """Validation curves of several runs on shared axes (one panel per key); labels listed in
-    ``dashed`` are drawn dashed (e.g. the random-init twin of a pretrained run), and labels in the
-    same ``groups`` entry share a colour (e.g. one backbone)."""
-    figure, grid = _subplots(1, len(keys), figsize=(6 * len(keys), 4.2), squeeze=False)
+                          dashed: tuple[str, ...] = (), groups: dict[str, str] | None = None,
+                          baseline: float | None = None) -> Path:
+    """Validation curves of several runs on shared axes (one panel per key). A run given as a
+    list of histories (seeds) is drawn as their mean with a min–max band. Each run has its own
+    marker, so identical curves stay visible; labels in ``dashed`` are dashed (e.g. random-init
+    twins) and labels in the same ``groups`` entry share a colour. ``baseline``: majority-class
+    accuracy line. The legend sits below the panels, never over a curve."""
+    figure, grid = _subplots(1, len(keys), figsize=(6 * len(keys), 4.6), squeeze=False,
+                             layout="constrained")
     colors = matplotlib.rcParams["axes.prop_cycle"].by_key()["color"]
     group_of = groups or {label: label for label in histories}
     color_of = {group: colors[i % len(colors)]
                 for i, group in enumerate(dict.fromkeys(group_of[label] for label in histories))}
     for axes, key in zip(grid[0], keys):
-        for label, history in histories.items():
-            axes.plot([r["epoch"] for r in history], [r[key] for r in history],
-                      "--" if label in dashed else "-", marker="o", ms=3, label=label,
-                      color=color_of[group_of[label]])
+        for i, (label, runs) in enumerate(histories.items()):
+            runs = [runs] if runs and isinstance(runs[0], dict) else runs
+            epochs, mean, low, high = _mean_curve(runs, key)
+            color = color_of[group_of[label]]
+            axes.plot(epochs, mean, "--" if label in dashed else "-", marker=MARKERS[i % 10],
+                      ms=5 - 0.3 * (i % 4), mfc="none", label=label, color=color)
+            if len(runs) > 1:
+                axes.fill_between(epochs, low, high, color=color, alpha=0.12, lw=0)
+        if baseline is not None and key.endswith("acc"):
+            axes.axhline(baseline, color="black", ls=":", lw=1,
+                         label=f"majority class ({baseline:.1%})")
         axes.set_xlabel("epoch")
         axes.set_ylabel(key.replace("_", " ").replace("acc", "accuracy"))
         axes.grid(alpha=0.3)
-    grid[0][0].legend(fontsize=8)
+    handles, labels = grid[0][0].get_legend_handles_labels()
+    figure.legend(handles, labels, loc="outside lower center", ncol=2, fontsize=8)
     figure.suptitle(title)
-    figure.tight_layout()
     return save_figure(figure, path)
 
 
 def plot_bars(values: dict[str, float], path: str | Path, title: str = "",
-              xlabel: str = "accuracy", highlight: str | None = None) -> Path:
-    """Horizontal bars with their values, e.g. test accuracy of members and ensembles."""
+              xlabel: str = "accuracy", highlight: str | None = None,
+              errors: dict[str, float] | None = None, baseline: float | None = None) -> Path:
+    """Horizontal bars from 0 with their values (and ``errors`` as ± bars), e.g. test accuracy
+    of members and ensembles; ``baseline``: the majority-class line."""
     names = list(values)
-    figure, axes = _subplots(figsize=(8, 0.5 * len(names) + 1.2))
-    bars = axes.barh(range(len(names)), [values[n] for n in names], color="#9ab")
+    figure, axes = _subplots(figsize=(8, 0.5 * len(names) + 1.4))
+    spread = [(errors or {}).get(n, 0.0) for n in names]
+    bars = axes.barh(range(len(names)), [values[n] for n in names], xerr=spread, color="#9ab",
+                     capsize=3)
     if highlight in values:
         bars[names.index(highlight)].set_color("#d62728")
     for i, name in enumerate(names):
-        axes.text(values[name] + 0.003, i, f"{values[name]:.1%}", va="center", fontsize=9)
+        axes.text(values[name] + spread[i] + 0.005, i, f"{values[name]:.1%}", va="center",
+                  fontsize=9)
+    if baseline is not None:
+        axes.axvline(baseline, color="black", ls=":", lw=1)
+        axes.text(baseline, len(names) - 0.4, f" majority class {baseline:.1%}", fontsize=8)
     axes.set_yticks(range(len(names)), names)
     axes.invert_yaxis()
-    axes.set_xlim(min(values.values()) * 0.9, max(values.values()) * 1.06)
+    axes.set_xlim(0, min(1.0, max(values.values()) * 1.15))
     axes.set_xlabel(xlabel)
     axes.set_title(title)
     figure.tight_layout()

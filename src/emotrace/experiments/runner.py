@@ -8,9 +8,9 @@ from pathlib import Path
 from typing import Any
 
 from emotrace.experiments import report
+from emotrace.experiments.full_ensemble import ensemble_card
 from emotrace.experiments.results import RunResult, collect
 from emotrace.experiments.study import RunSpec, Study, load_study, train_run
-from emotrace.utils import atomic_path
 
 
 def _runnable(study: Study) -> tuple[list[RunSpec], list[str]]:
@@ -31,24 +31,33 @@ def _runnable(study: Study) -> tuple[list[RunSpec], list[str]]:
     return runs, skipped
 
 
-def _ensembles(study: Study, results: list[RunResult], runs_root: Path,
-               out: Path) -> dict[str, dict[str, Any]]:
-    from emotrace.training.ensemble import build_ensemble
-
-    ensembles = {}
-    key = hashlib.sha1("".join(r.spec.key for r in results).encode()).hexdigest()[:8]
+def _ensembles(study: Study, results: list[RunResult],
+               runs_root: Path) -> dict[str, list[dict[str, Any]]]:
+    """Per weighting scheme, one ensemble per seed of that seed's members."""
+    ensembles: dict[str, list[dict[str, Any]]] = {}
+    seeds = sorted({r.seed for r in results})
     for scheme in study.options.get("schemes", ["rank", "equal"]):
-        path = runs_root / "ensembles" / f"{study.name}-{scheme}-{key}.onnx"
-        card_file = path.with_suffix(".json")
-        if not card_file.exists():
-            build_ensemble([r.run_dir for r in results], path, weights=scheme,
-                           name=f"ensemble-{scheme}", evaluate_splits=("val", "test"))
-        card = json.loads(card_file.read_text())
-        card["path"] = str(path)
-        with atomic_path(out / f"ensemble-{scheme}.json") as tmp:
-            tmp.write_text(json.dumps(card, indent=2))
-        ensembles[scheme] = card
+        for seed in seeds:
+            members = [r for r in results if r.seed == seed]
+            key = hashlib.sha1("".join(r.spec.key for r in members).encode()).hexdigest()[:8]
+            path = runs_root / "ensembles" / f"{study.name}-{scheme}-s{seed}-{key}.onnx"
+            ensembles.setdefault(scheme, []).append(
+                ensemble_card([r.run_dir for r in members], path, scheme,
+                               f"ensemble-{scheme}-seed{seed}"))
     return ensembles
+
+
+def _full_data_section(study: Study, runs_root: Path) -> dict[str, Any] | None:
+    """The ensemble of models trained on the full training split (the study's ``full_data``
+    members: shipped names or .onnx files), against its best member, paired on PrivateTest."""
+    from emotrace.experiments.full_ensemble import full_data_ensemble
+
+    options = study.options.get("full_data")
+    if not options:
+        return None
+    return full_data_ensemble(options["members"], runs_root / "ensembles",
+                              study.runs[0].config.data, options.get("schemes", ["equal"]),
+                              flip=options.get("flip", False))
 
 
 def run_study(name: str, budget: dict[str, Any] | None = None,
@@ -67,8 +76,7 @@ def run_study(name: str, budget: dict[str, Any] | None = None,
         train_runs_on_ray(runs, runs_root, ray_address or None, name=f"study-{name}")
     for run in runs:  # with Ray: only checks that every run is cached
         train_run(run, runs_root, progress_bar=progress_bar)
-    splits = ("val", "test") if study.kind in ("transfer", "ladder", "ensemble") else ()
-    results = [collect(run, runs_root, splits) for run in runs]
+    results = [collect(run, runs_root) for run in runs]
     command = command or f"emotrace study {name}"
     (out / "figures").mkdir(parents=True, exist_ok=True)
     if study.kind == "transfer":
@@ -78,8 +86,9 @@ def run_study(name: str, budget: dict[str, Any] | None = None,
     elif study.kind == "ladder":
         text, data = report.ladder_report(study, results, command, out)
     elif study.kind == "ensemble":
-        ensembles = _ensembles(study, results, runs_root, out)
-        text, data = report.ensemble_report(study, results, command, out, ensembles)
+        ensembles = _ensembles(study, results, runs_root)
+        text, data = report.ensemble_report(study, results, command, out, ensembles,
+                                            _full_data_section(study, runs_root))
     else:
         raise ValueError(f"study {name}: unknown kind {study.kind!r}")
     data = {"study": name, "title": study.title, "command": command, "budget": study.budget,

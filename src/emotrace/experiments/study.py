@@ -17,13 +17,15 @@ import yaml
 from emotrace.errors import ConfigError
 from emotrace.training.config import TrainConfig, load_config
 
-BUDGET_KEYS = ("epochs", "image_size", "subset")
+BUDGET_KEYS = ("epochs", "image_size", "subset", "seeds")
+FIRST_SEED = 42  # seed i of a study is FIRST_SEED + i: the first seed is the papers' 42
 SETTING_KEYS = ("data",)  # not budget, but the same for every run of a study
 
 
 @dataclass
 class RunSpec:
-    """One run of a study: its name, a label for tables and its full training config."""
+    """One run of a study (one configuration, one seed): its name, a label for tables and its
+    full training config."""
 
     name: str
     label: str
@@ -39,8 +41,12 @@ class RunSpec:
         blob = json.dumps(self.config.to_dict(), sort_keys=True, default=list)
         return hashlib.sha1(blob.encode()).hexdigest()[:8]
 
+    @property
+    def seed(self) -> int:
+        return self.config.seed
+
     def run_dir(self, runs_root: Path) -> Path:
-        return runs_root / f"{self.name}-{self.key}"
+        return runs_root / f"{self.name}-s{self.seed}-{self.key}"
 
 
 @dataclass
@@ -66,22 +72,31 @@ def _study_file(name: str) -> dict[str, Any]:
     return yaml.safe_load(path.read_text())
 
 
-def _run_spec(study: str, values: dict[str, Any], entry: dict[str, Any],
-              budget: dict[str, Any], weights: dict[str, str]) -> RunSpec:
-    config = load_config(values["base"], **budget, subset_splits="train", threads=None)
+def _run_specs(study: str, values: dict[str, Any], entry: dict[str, Any],
+               budget: dict[str, Any], weights: dict[str, str]) -> list[RunSpec]:
+    """One :class:`RunSpec` per seed of a study entry. Seeds change the weights' init, the batch
+    order and the augmentation; the data (split and subset) stay the same for every seed."""
+    budget = dict(budget)
+    seeds = int(budget.pop("seeds", 1))
+    if seeds < 1:
+        raise ConfigError(f"study {study}: seeds must be at least 1, not {seeds}")
+    config = load_config(values["base"], **budget, subset_splits="train", threads=None,
+                         measure_train=True)
     overrides = dict(entry.get("config", {}))
     needs = entry.get("requires_weights")
     if needs and overrides.get("pretrained") and needs in weights:
         overrides["weights"] = weights[needs]
     config = config.updated(**overrides)
-    return RunSpec(name=entry["name"], label=entry.get("label", entry["name"]), config=config,
-                   study=study, variant=entry.get("variant", "official"),
-                   requires_weights=needs, uses_last_epoch=entry.get("uses_last_epoch", False))
+    return [RunSpec(name=entry["name"], label=entry.get("label", entry["name"]),
+                    config=config.updated(seed=FIRST_SEED + i), study=study,
+                    variant=entry.get("variant", "official"), requires_weights=needs,
+                    uses_last_epoch=entry.get("uses_last_epoch", False))
+            for i in range(seeds)]
 
 
 def load_study(name: str, budget: dict[str, Any] | None = None,
                weights: dict[str, str] | None = None) -> Study:
-    """Study ``name`` with its budget overridden by ``budget`` (epochs, image_size, subset) and
+    """Study ``name`` with its budget overridden by ``budget`` (epochs, image_size, subset, seeds) and
     user weight files (``{"resnet50": "r50.pth"}``) for backbones that have none here."""
     values = _study_file(name)
     overrides = {k: v for k, v in (budget or {}).items() if v is not None}
@@ -98,9 +113,9 @@ def load_study(name: str, budget: dict[str, Any] | None = None,
             found = [run for run in source.runs if run.name == run_name]
             if not found:
                 raise ConfigError(f"study {name}: {entry['ref']} names no run of study {other}")
-            runs.append(found[0])
+            runs.extend(found)
         else:
-            runs.append(_run_spec(name, values, entry, study_budget, weights or {}))
+            runs.extend(_run_specs(name, values, entry, study_budget, weights or {}))
     options = {k: v for k, v in values.items()
                if k not in ("title", "question", "kind", "base", "budget", "runs")}
     return Study(name, values["title"], " ".join(values["question"].split()), values["kind"],
@@ -121,5 +136,18 @@ def train_run(run: RunSpec, runs_root: Path, progress_bar: bool = True) -> Path:
     from emotrace.training.fit import train
     train(run.config, run_dir, resume=True, progress_bar=progress_bar)
     (run_dir / "finished.json").write_text(json.dumps(
-        {"study": run.study, "name": run.name, "wall_s_this_session": round(time.time() - started)}))
+        {"study": run.study, "name": run.name, "seed": run.seed, "device": training_device(),
+         "wall_s_this_session": round(time.time() - started)}))
     return run_dir
+
+
+def training_device() -> str:
+    """What trains here: the GPU's name, or the CPU and its core count."""
+    import os
+    import platform
+
+    import torch
+
+    if torch.cuda.is_available():
+        return f"GPU: {torch.cuda.get_device_name(0)}"
+    return f"CPU: {os.cpu_count()} cores ({platform.processor() or platform.machine()}), no GPU"

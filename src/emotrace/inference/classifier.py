@@ -11,6 +11,7 @@ from typing import Any
 import cv2
 import numpy as np
 
+from emotrace.data.images import resize_face
 from emotrace.data.labels import EMOTIONS
 from emotrace.errors import EmotraceError
 
@@ -115,11 +116,7 @@ class EmotionClassifier:
             if face.ndim == 3:
                 face = cv2.cvtColor(face, cv2.COLOR_BGR2GRAY if face.shape[2] == 3
                                     else cv2.COLOR_BGRA2GRAY)
-            if face.shape != (self.size, self.size):
-                shrink = face.shape[0] > self.size
-                face = cv2.resize(face, (self.size, self.size),
-                                  interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR)
-            batch[i, 0] = face
+            batch[i, 0] = resize_face(face, self.size)
         batch /= 255.0
         if self.scaling == "minmax":
             low = batch.min(axis=(2, 3), keepdims=True)

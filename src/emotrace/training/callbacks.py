@@ -11,9 +11,10 @@ from lightning.pytorch.callbacks import BaseFinetuning
 from torch import nn
 
 from emotrace.evaluation.convergence import read_history
+from emotrace.utils import atomic_path
 
-HISTORY_FIELDS = ("epoch", "phase", "train_loss", "train_acc", "val_loss", "val_acc", "lr",
-                  "epoch_time_s", "elapsed_s")
+HISTORY_FIELDS = ("epoch", "phase", "train_loss", "train_acc", "train_eval_loss", "train_eval_acc",
+                  "val_loss", "val_acc", "lr", "epoch_time_s", "elapsed_s")
 
 
 class TwoPhaseFinetuning(BaseFinetuning):
@@ -53,33 +54,57 @@ class TwoPhaseFinetuning(BaseFinetuning):
 class HistoryWriter(L.Callback):
     """Appends one row per epoch to ``history.csv`` (train/val loss and accuracy, LR, time).
 
+    ``train_loss``/``train_acc`` are the optimised running values (augmented batches, label
+    smoothing). With a ``train_eval`` loader the training split is also measured like validation
+    after every epoch (``train_eval_loss``/``train_eval_acc``: inference mode, no augmentation,
+    plain cross-entropy), and an epoch-0 row holds both splits before any training, so that
+    learning-curve rates compare like with like and have a starting point.
     On resume, rows of epochs that will be re-run are dropped first.
     """
 
-    def __init__(self, path: str | Path, freeze_epochs: int = 0) -> None:
+    def __init__(self, path: str | Path, freeze_epochs: int = 0, train_eval=None, val=None) -> None:
         self.path, self.freeze_epochs = Path(path), freeze_epochs
+        self.train_eval, self.val = train_eval, val
         self._epoch_start = 0.0
+
+    def _rows_before(self, epoch: int) -> list[dict]:
+        return [r for r in read_history(self.path) if r["epoch"] < epoch] if self.path.exists() else []
+
+    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if self.train_eval is None or trainer.current_epoch > 0:
+            return
+        nan = float("nan")
+        train, val = pl_module.measure(self.train_eval), pl_module.measure(self.val)
+        self._write([{"epoch": 0, "phase": 1, "train_loss": nan, "train_acc": nan,
+                      "train_eval_loss": train["loss"], "train_eval_acc": train["acc"],
+                      "val_loss": val["loss"], "val_acc": val["acc"],
+                      "lr": trainer.optimizers[0].param_groups[0]["lr"], "epoch_time_s": 0.0,
+                      "elapsed_s": 0.0}])
 
     def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self._epoch_start = time.time()
 
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         epoch = trainer.current_epoch + 1
-        rows = [r for r in read_history(self.path) if r["epoch"] < epoch] if self.path.exists() else []
+        rows = self._rows_before(epoch)
         metrics = trainer.callback_metrics
+        nan = float("nan")
+        train = pl_module.measure(self.train_eval) if self.train_eval is not None else {}
         epoch_time = time.time() - self._epoch_start
         rows.append({"epoch": epoch,
                      "phase": 2 if self.freeze_epochs and epoch > self.freeze_epochs else 1,
                      **pl_module.train_epoch_metrics,
-                     "val_loss": float(metrics.get("val_loss", float("nan"))),
-                     "val_acc": float(metrics.get("val_acc", float("nan"))),
+                     "train_eval_loss": train.get("loss", nan),
+                     "train_eval_acc": train.get("acc", nan),
+                     "val_loss": float(metrics.get("val_loss", nan)),
+                     "val_acc": float(metrics.get("val_acc", nan)),
                      "lr": trainer.optimizers[0].param_groups[0]["lr"],
                      "epoch_time_s": round(epoch_time, 1),
                      "elapsed_s": round((rows[-1]["elapsed_s"] if rows else 0.0) + epoch_time, 1)})
         self._write(rows)
 
     def _write(self, rows: list[dict]) -> None:
-        with open(self.path, "w", newline="") as handle:
-            writer = csv.DictWriter(handle, HISTORY_FIELDS)
+        with atomic_path(self.path) as tmp, open(tmp, "w", newline="") as handle:
+            writer = csv.DictWriter(handle, HISTORY_FIELDS, restval=float("nan"))
             writer.writeheader()
             writer.writerows(rows)

@@ -46,7 +46,9 @@ class TrainConfig:
     unfreeze_top: int | None = None   # phase 2: unfreeze the top N backbone blocks (None = all)
     phase2_lr_factor: float = 0.1
     early_stopping: int | None = None  # patience in epochs on val accuracy
-    seed: int = 42
+    seed: int = 42                    # weights init, batch order, augmentation
+    split_seed: int = 42              # the stratified split and the subset (fixed across seeds)
+    measure_train: bool = False       # also measure the training split like validation, per epoch
     num_workers: int = 0
     threads: int | None = None        # torch CPU threads (None = torch's default)
 

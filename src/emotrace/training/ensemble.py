@@ -16,7 +16,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from emotrace.errors import ConfigError, NotFoundError
-from emotrace.evaluation.convergence import read_history
+from emotrace.evaluation.convergence import read_history, trained_epochs
 from emotrace.training.export import card_io, export_onnx, write_card
 from emotrace.training.fit import load_module
 
@@ -140,17 +140,18 @@ def member_accuracy(run_dir: Path) -> float:
     history = Path(run_dir) / "history.csv"
     if not history.exists():
         raise NotFoundError(f"{history} not found: {run_dir} is not a finished training run")
-    return max(row["val_acc"] for row in read_history(history))
+    return max(row["val_acc"] for row in trained_epochs(read_history(history)))
 
 
 def build_ensemble(runs: Sequence[str | Path], out: str | Path,
                    weights: str | Sequence[float] = "rank", name: str | None = None,
                    evaluate_splits: Sequence[str] = ("val",), command: str | None = None,
-                   flip_average: bool = False) -> Path:
+                   flip_average: bool = False, predictions: Path | None = None) -> Path:
     """Export the ensemble of ``runs`` (training run folders or exported ``.onnx`` models) to
     ``out`` (.onnx) with its card: members, their validation accuracies and weights, and the
     ensemble's metrics on ``evaluate_splits`` measured on the exported file. ``flip_average``
-    also averages each face's mirror image."""
+    also averages each face's mirror image. ``predictions``: write per-image predictions of
+    ``evaluate_splits`` there (paired tests)."""
     if len(runs) < 2:
         raise ConfigError("an ensemble needs at least two members")
     members = [load_member(r) for r in runs]
@@ -180,4 +181,4 @@ def build_ensemble(runs: Sequence[str | Path], out: str | Path,
         "export_command": command,
         "metrics": {},
     }
-    return write_card(out, card, data, evaluate_splits)
+    return write_card(out, card, data, evaluate_splits, predictions=predictions)

@@ -13,7 +13,7 @@ from torch import nn
 
 from emotrace.errors import NotFoundError
 from emotrace.data.labels import EMOTIONS
-from emotrace.evaluation.convergence import read_history
+from emotrace.evaluation.convergence import read_history, trained_epochs
 from emotrace.training.fit import load_module
 from emotrace.utils import atomic_path
 
@@ -74,7 +74,7 @@ def _run_summary(run_dir: Path) -> dict[str, Any]:
     history = run_dir / "history.csv"
     if not history.exists():
         return summary
-    rows = read_history(history)
+    rows = trained_epochs(read_history(history))
     best = max(rows, key=lambda r: r["val_acc"])
     return {**summary, "epochs_trained": len(rows), "best_epoch": best["epoch"],
             "training_time_s": rows[-1]["elapsed_s"], "best_val_acc_during_training": best["val_acc"]}
@@ -99,15 +99,26 @@ def card_io(image_size: int, scaling: str) -> dict[str, Any]:
 
 
 def write_card(model: Path, card: dict[str, Any], data: str,
-               evaluate_splits: Sequence[str]) -> Path:
+               evaluate_splits: Sequence[str], scheme: str = "official", split_seed: int = 42,
+               predictions: Path | None = None) -> Path:
     """Measure ``evaluate_splits`` of ``data`` on the exported file itself, put them in the card's
-    ``metrics`` and write the card beside the model (``.json``). Returns the model path."""
+    ``metrics`` and write the card beside the model (``.json``). ``scheme``/``split_seed``: the
+    run's own split, so a run trained on a stratified split is never scored on official images
+    it trained on. ``predictions``: also write each split's per-image predicted classes there
+    (``{split: "0362..."}``, one digit per image in dataset order) for paired tests. Returns the
+    model path."""
     from emotrace.evaluation import evaluate
     from emotrace.inference.classifier import EmotionClassifier
 
     classifier = EmotionClassifier(model, card=card)
+    predicted = {}
     for split in evaluate_splits:
-        card.setdefault("metrics", {})[split] = evaluate(classifier, data, split=split).summary()
+        result = evaluate(classifier, data, split=split, scheme=scheme, split_seed=split_seed)
+        card.setdefault("metrics", {})[split] = {**result.summary(), "split_scheme": scheme}
+        predicted[split] = "".join(map(str, result.predictions.tolist()))
+    if predictions is not None:
+        with atomic_path(predictions) as tmp:
+            tmp.write_text(json.dumps(predicted))
     with atomic_path(model.with_suffix(".json")) as tmp:
         tmp.write_text(json.dumps(card, indent=2))
     return model
@@ -115,17 +126,22 @@ def write_card(model: Path, card: dict[str, Any], data: str,
 
 def export_run(run_dir: str | Path, out: str | Path | None = None, flip_average: bool = False,
                evaluate_splits: tuple[str, ...] = ("val",), name: str | None = None,
-               command: str | None = None) -> Path:
+               command: str | None = None, checkpoint: str = "best",
+               save_predictions: bool = False) -> Path:
     """Export ``run_dir/best.ckpt`` to ``out`` (default ``run_dir/model.onnx``) and write its card
     (``out`` with ``.json``): recipe, data, training time and the metrics of ``evaluate_splits``
     measured on the exported file itself. ``flip_average`` bakes mirror-image averaging in
     (slightly more accurate, twice the compute per face). ``command``: the command line to record
-    in the card."""
+    in the card. ``checkpoint``: ``best`` (highest validation accuracy) or ``last`` (the last
+    epoch, for recipes without a best-checkpoint callback). ``save_predictions``: per-image
+    predictions of each split beside the model (``.predictions.json``)."""
     run_dir = Path(run_dir)
-    checkpoint = run_dir / "best.ckpt"
-    if not checkpoint.exists():
-        raise NotFoundError(f"{checkpoint} not found: train a model into {run_dir} first")
-    module = load_module(checkpoint)
+    if checkpoint not in ("best", "last"):
+        raise ValueError(f"checkpoint must be 'best' or 'last', not {checkpoint!r}")
+    weights = run_dir / f"{checkpoint}.ckpt"
+    if not weights.exists():
+        raise NotFoundError(f"{weights} not found: train a model into {run_dir} first")
+    module = load_module(weights)
     config = module.config
     out = Path(out) if out else run_dir / "model.onnx"
     export_onnx(module.net, out, config.image_size, flip_average)
@@ -137,6 +153,7 @@ def export_run(run_dir: str | Path, out: str | Path | None = None, flip_average:
         "flip_average": flip_average,
         "backbone": config.model,
         "pretrained": config.pretrained,
+        "checkpoint": checkpoint,
         "data": config.data,
         "recipe": config.to_dict(),
         "exported": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
@@ -145,4 +162,5 @@ def export_run(run_dir: str | Path, out: str | Path | None = None, flip_average:
         **_parent_summary(config.init_from, summary),
         "metrics": {},
     }
-    return write_card(out, card, config.data, evaluate_splits)
+    return write_card(out, card, config.data, evaluate_splits, config.split, config.split_seed,
+                      out.with_suffix(".predictions.json") if save_predictions else None)

@@ -27,7 +27,8 @@ def build_datamodule(config: TrainConfig, data: str | None = None) -> FERDataMod
     if BACKBONES[config.model].external:
         from emotrace.models.dlib import DescriptorDataModule as datamodule_class
     return datamodule_class(data or config.data, image_size=config.image_size,
-                         batch_size=config.batch_size, split=config.split, seed=config.seed,
+                         batch_size=config.batch_size, split=config.split,
+                         seed=config.split_seed, sample_seed=config.seed,
                          augment=config.augment, scaling=config.scaling, balance=config.balance,
                          subset=config.subset,
                          subset_splits=config.subset_splits, num_workers=config.num_workers)
@@ -68,9 +69,15 @@ def train(config: TrainConfig, run_dir: str | Path, resume: bool = True,
     datamodule.setup()
     module = EmotionModule(config.to_dict(), class_weights=datamodule.loss_weights)
     callbacks: list[L.Callback] = [
-        ModelCheckpoint(run_dir, filename="best", monitor="val_acc", mode="max", save_last=True,
+        ModelCheckpoint(run_dir, filename="best", monitor="val_acc", mode="max",
                         enable_version_counter=False),
-        HistoryWriter(run_dir / "history.csv", config.freeze_epochs),
+        # the last epoch, every epoch: Lightning 2.6's save_last only rewrites last.ckpt when
+        # the best one improves, which would resume (and "keep the last epoch") from an old one
+        ModelCheckpoint(run_dir, filename="last", monitor=None, save_top_k=1,
+                        enable_version_counter=False),
+        HistoryWriter(run_dir / "history.csv", config.freeze_epochs,
+                      train_eval=datamodule.train_eval_dataloader() if config.measure_train else None,
+                      val=datamodule.val_dataloader()),
         LearningRateMonitor("epoch"),
     ]
     if progress_bar:

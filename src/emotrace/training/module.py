@@ -66,6 +66,24 @@ class EmotionModule(L.LightningModule):
         loss, correct, n = self._train_sums.tolist()
         return {"train_loss": loss / max(n, 1), "train_acc": correct / max(n, 1)}
 
+    @torch.no_grad()
+    def measure(self, loader: Any) -> dict[str, float]:
+        """Plain cross-entropy and accuracy of the network in inference mode over ``loader``,
+        as validation measures them. Each submodule's train/eval mode is restored afterwards
+        (batch norm frozen by two-phase fine-tuning stays in inference mode)."""
+        modes = {module: module.training for module in self.net.modules()}
+        self.net.eval()
+        loss, correct, n = 0.0, 0, 0
+        for images, labels in loader:
+            images, labels = images.to(self.device), labels.to(self.device)
+            logits = self.net(images)
+            loss += nn.functional.cross_entropy(logits, labels, reduction="sum").item()
+            correct += int((logits.argmax(1) == labels).sum())
+            n += len(labels)
+        for module, mode in modes.items():
+            module.train(mode)
+        return {"loss": loss / max(n, 1), "acc": correct / max(n, 1)}
+
     def validation_step(self, batch: tuple[torch.Tensor, torch.Tensor], _: int) -> None:
         images, labels = batch
         logits = self.net(images)
