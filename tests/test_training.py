@@ -150,3 +150,28 @@ def test_export_of_the_last_epoch_with_per_image_predictions(short_run, tmp_path
     assert len(predictions["val"]) == card["metrics"]["val"]["n"] == 35
     with pytest.raises(ValueError, match="best' or 'last"):
         export_run(short_run, out=tmp_path / "x.onnx", checkpoint="epoch3")
+
+
+def test_distillation_learns_from_the_teachers_soft_targets(fer_slice, tmp_path):
+    """With all the weight on the teacher, the student is pulled towards the teacher's
+    answers, which here are the opposite of the labels' (a deliberately wrong teacher)."""
+    from emotrace.data import load_dataset, select_split
+    from emotrace.training.fit import teacher_targets
+
+    faces = select_split(load_dataset(fer_slice), "train")
+    probs = teacher_targets("fast", faces.images, tmp_path / "teacher.npy")
+    assert probs.shape == (140, 7) and np.allclose(probs.sum(axis=1), 1, atol=1e-4)
+    assert np.array_equal(np.load(tmp_path / "teacher.npy"), probs)  # cached for resumes
+    with pytest.raises(ValueError, match="teacher model"):
+        teacher_targets("nope.onnx", faces.images, tmp_path / "none.npy")
+    # a wrong teacher: it always says "happy"; all the loss on it
+    wrong = tmp_path / "run"
+    wrong.mkdir()
+    np.save(wrong / "teacher-train.npy", np.tile(np.eye(7, dtype=np.float32)[3], (140, 1)))
+    config = _config(fer_slice, teacher="fast", distill_weight=1.0, epochs=3, lr=3e-3)
+    train(config, wrong, progress_bar=False)
+    student = load_module(wrong / "last.ckpt").net.eval()
+    images = torch.from_numpy(faces.images[:, None].astype(np.float32) / 255)
+    with torch.no_grad():
+        answers = student(images).argmax(1)
+    assert (answers == 3).float().mean() > 0.9

@@ -14,18 +14,22 @@ from emotrace.data.transforms import AugmentConfig, eval_transform, train_transf
 
 
 class FaceTensorDataset(Dataset):
-    """Serves ``(image (1, S, S) float, label)`` pairs from an in-memory :class:`FaceSet`."""
+    """Serves ``(image (1, S, S) float, label)`` pairs from an in-memory :class:`FaceSet`, and
+    ``(image, label, soft target)`` triples when a teacher's probabilities are given."""
 
-    def __init__(self, faces: FaceSet, transform) -> None:
+    def __init__(self, faces: FaceSet, transform, soft_targets: np.ndarray | None = None) -> None:
         self.images = torch.from_numpy(np.ascontiguousarray(faces.images)).unsqueeze(1)
         self.labels = torch.from_numpy(faces.labels)
+        self.soft = None if soft_targets is None else torch.from_numpy(
+            np.asarray(soft_targets, np.float32))
         self.transform = transform
 
     def __len__(self) -> int:
         return len(self.labels)
 
-    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
-        return self.transform(self.images[index]), self.labels[index]
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, ...]:
+        image, label = self.transform(self.images[index]), self.labels[index]
+        return (image, label) if self.soft is None else (image, label, self.soft[index])
 
 
 def class_weights(labels: np.ndarray, num_classes: int) -> np.ndarray:
@@ -69,6 +73,8 @@ class FERDataModule(L.LightningDataModule):
             raise ConfigError(f"subset_splits must be 'all' or 'train', not {subset_splits!r}")
         self.subset_splits = subset_splits
         self.parts: dict[str, FaceSet] = {}
+        #: a teacher's probabilities for each training face (distillation), set after setup
+        self.soft_targets: np.ndarray | None = None
 
     def setup(self, stage: str | None = None) -> None:
         if self.parts:
@@ -91,7 +97,8 @@ class FERDataModule(L.LightningDataModule):
     def _loader(self, name: str, train: bool) -> DataLoader:
         transform = (train_transform(self.image_size, self.augment, self.scaling) if train
                      else eval_transform(self.image_size, self.scaling))
-        dataset = FaceTensorDataset(self.parts[name], transform)
+        dataset = FaceTensorDataset(self.parts[name], transform,
+                                    self.soft_targets if train and name == "train" else None)
         sampler = None
         if train and self.balance == "sampler":
             labels = self.parts[name].labels

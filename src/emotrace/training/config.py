@@ -42,6 +42,9 @@ class TrainConfig:
     scheduler: str = "onecycle"       # onecycle | cosine | plateau | none
     plateau_patience: int = 2
     label_smoothing: float = 0.1
+    teacher: str | None = None        # distillation: a teacher model (shipped name or .onnx file)
+    distill_weight: float = 0.5       # share of the loss on the teacher's soft targets
+    distill_temperature: float = 2.0  # softens both distributions in the distillation term
     freeze_epochs: int = 0            # phase 1: backbone frozen for this many epochs
     unfreeze_top: int | None = None   # phase 2: unfreeze the top N backbone blocks (None = all)
     phase2_lr_factor: float = 0.1
@@ -56,6 +59,8 @@ class TrainConfig:
         if isinstance(self.augment, dict):
             self.augment = AugmentConfig(**{k: tuple(v) if isinstance(v, list) else v
                                             for k, v in self.augment.items()})
+        if not 0.0 <= self.distill_weight <= 1.0 or self.distill_temperature <= 0:
+            raise ConfigError("distill_weight must be in [0, 1] and distill_temperature > 0")
         if self.freeze_epochs and self.scheduler == "onecycle":
             raise ConfigError("two-phase fine-tuning (freeze_epochs > 0) needs scheduler "
                              "plateau, cosine or none: one-cycle owns the learning rate")

@@ -6,6 +6,7 @@ import logging
 from pathlib import Path
 
 import lightning as L
+import numpy as np
 import torch
 import yaml
 from lightning.pytorch.callbacks import (EarlyStopping, LearningRateMonitor, ModelCheckpoint,
@@ -18,6 +19,7 @@ from emotrace.models import BACKBONES
 from emotrace.training.callbacks import HistoryWriter, TwoPhaseFinetuning
 from emotrace.training.config import TrainConfig
 from emotrace.training.module import EmotionModule, network_weights, read_checkpoint
+from emotrace.utils import atomic_path, progress
 
 log = logging.getLogger(__name__)
 
@@ -32,6 +34,30 @@ def build_datamodule(config: TrainConfig, data: str | None = None) -> FERDataMod
                          augment=config.augment, scaling=config.scaling, balance=config.balance,
                          subset=config.subset,
                          subset_splits=config.subset_splits, num_workers=config.num_workers)
+
+
+def teacher_targets(teacher: str, images: np.ndarray, cache: Path) -> np.ndarray:
+    """The teacher's raw probabilities (no calibration temperature) for each training face,
+    computed once and cached in the run folder (resuming does not recompute them)."""
+    from emotrace.inference.classifier import EmotionClassifier, model_path, read_card
+
+    if cache.exists():
+        probs = np.load(cache)
+        if len(probs) == len(images):
+            return probs
+    path = model_path(teacher)
+    if not path.is_file():
+        raise ConfigError(f"teacher model {teacher!r} not found ({path}): give a shipped name "
+                          "(fast, accurate) or an exported .onnx file with its card")
+    card = {k: v for k, v in read_card(path).items() if k != "calibration"}
+    classifier = EmotionClassifier(path, card=card)
+    log.info("teacher %s: soft targets for %d training faces", path.name, len(images))
+    probs = np.concatenate([classifier.predict_faces(images[i:i + 256])
+                            for i in progress(range(0, len(images), 256), desc="teacher targets",
+                                              total=-(-len(images) // 256), unit="batch")])
+    with atomic_path(cache) as tmp, open(tmp, "wb") as handle:
+        np.save(handle, probs)
+    return probs
 
 
 def _without_epochs(values: dict) -> dict:
@@ -67,6 +93,9 @@ def train(config: TrainConfig, run_dir: str | Path, resume: bool = True,
 
     datamodule = build_datamodule(config)
     datamodule.setup()
+    if config.teacher:
+        datamodule.soft_targets = teacher_targets(config.teacher, datamodule.parts["train"].images,
+                                                  run_dir / "teacher-train.npy")
     module = EmotionModule(config.to_dict(), class_weights=datamodule.loss_weights)
     callbacks: list[L.Callback] = [
         ModelCheckpoint(run_dir, filename="best", monitor="val_acc", mode="max",

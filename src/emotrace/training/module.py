@@ -52,14 +52,27 @@ class EmotionModule(L.LightningModule):
     def on_train_epoch_start(self) -> None:
         self._train_sums.zero_()
 
-    def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], _: int) -> torch.Tensor:
-        images, labels = batch
+    def training_step(self, batch: tuple[torch.Tensor, ...], _: int) -> torch.Tensor:
+        images, labels = batch[:2]
         logits = self.net(images.contiguous(memory_format=torch.channels_last))
         loss = self.loss(logits, labels)
+        if len(batch) == 3:  # distillation: the teacher's probabilities ride along
+            loss = self._distilled(loss, logits, batch[2])
         correct = (logits.argmax(1) == labels).sum()
         self._train_sums += torch.stack([loss.detach() * len(labels), correct, torch.tensor(len(labels))])
         self.log("train_loss", loss, prog_bar=True)
         return loss
+
+    def _distilled(self, label_loss: torch.Tensor, logits: torch.Tensor,
+                   teacher_probs: torch.Tensor) -> torch.Tensor:
+        """Hinton et al.'s loss: (1 − w) · label loss + w · T² · KL(teacher_T ‖ student_T),
+        both distributions softened by temperature T (T² keeps the gradients' scale)."""
+        c = self.config
+        t = c.distill_temperature
+        teacher = torch.softmax(torch.log(teacher_probs.clamp_min(1e-8)) / t, dim=1)
+        student = torch.log_softmax(logits / t, dim=1)
+        soft = nn.functional.kl_div(student, teacher, reduction="batchmean") * t * t
+        return (1 - c.distill_weight) * label_loss + c.distill_weight * soft
 
     @property
     def train_epoch_metrics(self) -> dict[str, float]:
