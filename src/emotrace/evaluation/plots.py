@@ -6,6 +6,7 @@ from pathlib import Path
 
 import matplotlib
 import numpy as np
+from matplotlib.ticker import MaxNLocator
 
 from emotrace.data.labels import EMOTIONS
 from emotrace.utils import new_figure, save_figure
@@ -57,6 +58,7 @@ def plot_learning_curves(history: list[dict], path: str | Path, title: str = "",
             axes.axhline(baseline, color="black", ls=":", lw=1,
                          label=f"majority class ({baseline:.1%})")
         axes.set_xlabel("epoch")
+        axes.xaxis.set_major_locator(MaxNLocator(integer=True))
         axes.set_ylabel("accuracy" if key == "acc" else "loss")
         axes.grid(alpha=0.3)
         axes.legend(fontsize=8)
@@ -167,6 +169,7 @@ def plot_curve_comparison(histories: dict[str, list[dict] | list[list[dict]]], p
             axes.axhline(baseline, color="black", ls=":", lw=1,
                          label=f"majority class ({baseline:.1%})")
         axes.set_xlabel("epoch")
+        axes.xaxis.set_major_locator(MaxNLocator(integer=True))
         axes.set_ylabel(key.replace("_", " ").replace("acc", "accuracy"))
         axes.grid(alpha=0.3)
     handles, labels = grid[0][0].get_legend_handles_labels()

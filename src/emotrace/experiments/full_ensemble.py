@@ -16,7 +16,7 @@ from emotrace.evaluation.stats import mcnemar_exact, p_text
 SPLITS = ("val", "test")
 
 
-def ensemble_card(members: list[Path], path: Path, scheme: str, name: str,
+def ensemble_card(members: list[Path], path: Path, scheme: str, name: str, data: str,
                   flip: bool = False) -> dict[str, Any]:
     """Build (once, cached at ``path``) and read the card of an ensemble, with its per-image
     predictions on PublicTest and PrivateTest."""
@@ -25,7 +25,7 @@ def ensemble_card(members: list[Path], path: Path, scheme: str, name: str,
     card_file, predictions = path.with_suffix(".json"), path.with_suffix(".predictions.json")
     if not (card_file.exists() and predictions.exists()):
         build_ensemble(members, path, weights=scheme, name=name, evaluate_splits=SPLITS,
-                       flip_average=flip, predictions=predictions)
+                       flip_average=flip, predictions=predictions, data=data)
     card = json.loads(card_file.read_text())
     return {**card, "path": str(path), "predictions": json.loads(predictions.read_text())}
 
@@ -76,7 +76,7 @@ def full_data_ensemble(members: list[str], cache: Path, data: str, schemes: list
     chosen = max(scored, key=lambda m: m["val"]["accuracy"])  # as a user would: on PublicTest
     key = hashlib.sha1("".join(_digest(p) for p in paths).encode()).hexdigest()[:8]
     ensembles = {scheme: ensemble_card(paths, cache / f"full-{scheme}{'-flip' * flip}-{key}.onnx",
-                                       scheme, f"full-data-{scheme}", flip)
+                                       scheme, f"full-data-{scheme}", data, flip)
                  for scheme in schemes}
     rows = [[m["name"], f"{m['val']['accuracy']:.2%}", f"{m['test']['accuracy']:.2%}"]
             for m in scored]

@@ -35,6 +35,8 @@ def pct(value: float | None) -> str:
 def spread(summary: SeedSummary, scale: float = 100.0, digits: int = 1, unit: str = "%",
            interval: bool = True) -> str:
     """``54.2 ± 0.8% [52.2, 56.2]``: mean ± sd over seeds and the 95% interval of the mean."""
+    if np.isnan(summary.mean):
+        return "–"
     mean = f"{summary.mean * scale:.{digits}f}"
     if np.isnan(summary.sd):
         return f"{mean}{unit}"
@@ -142,6 +144,7 @@ class Comparison:
     split: str
     differences: SeedSummary
     tests: list[McNemar]
+    scheme: str = "official"
 
     @property
     def significant(self) -> bool:
@@ -154,12 +157,14 @@ class Comparison:
         verdict = ("significant in every seed (p < 0.05)" if self.significant else
                    f"**not significant** (p < 0.05 in {hits} of {len(self.tests)} seeds)")
         one = p_text(self.tests[0].p_value) if len(self.tests) == 1 else None
+        where = (SPLIT_NAMES[self.split] if self.scheme == "official"
+                 else f"the {self.scheme} split's own {self.split} part")
         return (f"{self.a} − {self.b}: {spread(self.differences, unit=' points')} on "
-                f"{SPLIT_NAMES[self.split]}; exact McNemar per seed "
+                f"{where}; exact McNemar per seed "
                 f"(paired, same images): p = {ps}: {one or verdict}.")
 
     def as_dict(self) -> dict[str, Any]:
-        return {"a": self.a, "b": self.b, "split": self.split,
+        return {"a": self.a, "b": self.b, "split": self.split, "split_scheme": self.scheme,
                 "difference_points": {k: (np.array(v) * 100).tolist() if k == "values"
                                       else [x * 100 for x in v] if k == "ci95" else v * 100
                                       for k, v in self.differences.as_dict().items()},
@@ -180,7 +185,7 @@ def compare(a: Group, b: Group | Majority, split: str = "test") -> Comparison:
             theirs, name = b.runs[min(i, len(b.runs) - 1)].predicted(split), b.label
         tests.append(mcnemar_exact(labels, mine, theirs))
         differences.append(float(np.mean(mine == labels) - np.mean(theirs == labels)))
-    return Comparison(a.label, name, split, summarize_seeds(differences), tests)
+    return Comparison(a.label, name, split, summarize_seeds(differences), tests, config.split)
 
 
 def _devices(results: list[RunResult]) -> str:
@@ -500,6 +505,7 @@ def ladder_report(study: Study, results: list[RunResult], command: str,
             delta = ""
         else:
             comparisons.append(compare(g, reference))
+            comparisons[-1].b = "the two-phase reference"
             delta = (f"{spread(comparisons[-1].differences, unit='', interval=False)}; "
                      f"p = {', '.join(f'{t.p_value:.2g}' for t in comparisons[-1].tests)}")
         rows.append([g.label, f"**{spread(g.val)}**", spread(g.test), delta, kept, runs,
@@ -539,9 +545,9 @@ def _callback_sentence(groups: list[Group], reference: Group) -> str:
         same = [a.seed for a, b in zip(g.runs, reference.runs)
                 if [r["val_acc"] for r in a.history] == [r["val_acc"] for r in b.history]]
         if same:
-            text += (f" In seed(s) {', '.join(map(str, same))} \"{g.label}\" is identical to the "
-                     "reference at every epoch: no callback fired there, so that seed measures "
-                     "nothing.")
+            text += (f" In seed(s) {', '.join(map(str, same))} \"{g.label}\" trained exactly like "
+                     "the reference (no callback fired there): that seed measures only keeping "
+                     "the last epoch instead of the best.")
     return text
 
 
@@ -596,7 +602,7 @@ def ensemble_report(study: Study, results: list[RunResult], command: str, out: P
               "to their own input size inside the graph) and predicts like any model: "
               "`emotrace ensemble RUN RUN ... --out ens.onnx`, then "
               "`emotrace predict photo.jpg --model ens.onnx`.", ""]
-    explain_model = Path(full["model"]) if full else Path(ensembles["rank"][0]["path"])
+    explain_model = Path((full or {}).get("model") or next(iter(ensembles.values()))[0]["path"])
     explain, explain_data = explain_section(explain_model, config.data, figures, "ensemble")
     lines.append(explain)
     return "\n".join(lines), {**_group_data(groups, majority, []),

@@ -43,7 +43,7 @@ def _ensembles(study: Study, results: list[RunResult],
             path = runs_root / "ensembles" / f"{study.name}-{scheme}-s{seed}-{key}.onnx"
             ensembles.setdefault(scheme, []).append(
                 ensemble_card([r.run_dir for r in members], path, scheme,
-                               f"ensemble-{scheme}-seed{seed}"))
+                               f"ensemble-{scheme}-seed{seed}", members[0].spec.config.data))
     return ensembles
 
 

@@ -146,12 +146,14 @@ def member_accuracy(run_dir: Path) -> float:
 def build_ensemble(runs: Sequence[str | Path], out: str | Path,
                    weights: str | Sequence[float] = "rank", name: str | None = None,
                    evaluate_splits: Sequence[str] = ("val",), command: str | None = None,
-                   flip_average: bool = False, predictions: Path | None = None) -> Path:
+                   flip_average: bool = False, predictions: Path | None = None,
+                   data: str | None = None) -> Path:
     """Export the ensemble of ``runs`` (training run folders or exported ``.onnx`` models) to
     ``out`` (.onnx) with its card: members, their validation accuracies and weights, and the
     ensemble's metrics on ``evaluate_splits`` measured on the exported file. ``flip_average``
     also averages each face's mirror image. ``predictions``: write per-image predictions of
-    ``evaluate_splits`` there (paired tests)."""
+    ``evaluate_splits`` there (paired tests). ``data``: the dataset to measure on (default: the
+    members' training data)."""
     if len(runs) < 2:
         raise ConfigError("an ensemble needs at least two members")
     members = [load_member(r) for r in runs]
@@ -164,7 +166,7 @@ def build_ensemble(runs: Sequence[str | Path], out: str | Path,
     net = EnsembleNet([m.net for m in members], [m.image_size for m in members], w)
     out = Path(out)
     export_onnx(net.eval(), out, size, flip_average=flip_average)
-    data = next((m.data for m in members if m.data), None)
+    data = data or next((m.data for m in members if m.data), None)
     card: dict[str, Any] = {
         "name": name or out.stem,
         "format": "onnx",
