@@ -162,12 +162,20 @@ def test_distillation_learns_from_the_teachers_soft_targets(fer_slice, tmp_path)
     probs = teacher_targets("fast", faces.images, tmp_path / "teacher.npy")
     assert probs.shape == (140, 7) and np.allclose(probs.sum(axis=1), 1, atol=1e-4)
     assert np.array_equal(np.load(tmp_path / "teacher.npy"), probs)  # cached for resumes
+    np.save(tmp_path / "teacher.npy", probs[::-1])  # the same teacher and faces: cache used
+    assert np.array_equal(teacher_targets("fast", faces.images, tmp_path / "teacher.npy"),
+                          probs[::-1])
+    np.save(tmp_path / "copy.npy", probs[::-1])
+    (tmp_path / "copy.json").write_text((tmp_path / "teacher.json").read_text())
+    other = teacher_targets("fast", faces.images[::-1], tmp_path / "copy.npy")
+    np.testing.assert_allclose(other, probs[::-1], atol=1e-5)  # other faces: recomputed
     with pytest.raises(ValueError, match="teacher model"):
         teacher_targets("nope.onnx", faces.images, tmp_path / "none.npy")
     # a wrong teacher: it always says "happy"; all the loss on it
     wrong = tmp_path / "run"
     wrong.mkdir()
     np.save(wrong / "teacher-train.npy", np.tile(np.eye(7, dtype=np.float32)[3], (140, 1)))
+    (wrong / "teacher-train.json").write_text((tmp_path / "teacher.json").read_text())
     config = _config(fer_slice, teacher="fast", distill_weight=1.0, epochs=3, lr=3e-3)
     train(config, wrong, progress_bar=False)
     student = load_module(wrong / "last.ckpt").net.eval()

@@ -1,8 +1,9 @@
 """Image transforms for training and evaluation (torchvision v2, on uint8 grayscale tensors).
 
-Every resize goes through :func:`emotrace.data.images.resize_face` (OpenCV), the function the
-exported model's classifier uses: validation during training and the exported model see the same
-pixels. Models take ``(N, 1, S, S)`` float images in [0, 1]; the grey-to-RGB expansion and ImageNet
+Evaluation resizes (and training's plain resize) go through
+:func:`emotrace.data.images.resize_face` (OpenCV), the function the exported model's classifier
+uses: validation during training and the exported model see the same pixels. Training-only
+augmentations (affine zoom, random resized crops) use torchvision's own resampling. Models take ``(N, 1, S, S)`` float images in [0, 1]; the grey-to-RGB expansion and ImageNet
 normalisation are part of the network (:class:`emotrace.models.Preprocess`), so the exported
 ONNX model and the torch model see exactly the same input.
 """

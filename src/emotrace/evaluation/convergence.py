@@ -53,8 +53,8 @@ def convergence_stats(history: list[dict]) -> dict[str, float | str]:
     trained = trained_epochs(history)
     if not trained:
         raise ValueError("empty history: no epoch finished")
-    first, val_acc = trained[0], _column(trained, "val_acc")
-    return {"initial_train_acc": first["train_acc"], "initial_train_loss": first["train_loss"],
+    first, val_acc, train = trained[0], _column(trained, "val_acc"), train_metric(history)
+    return {"initial_train_acc": first[f"{train}_acc"], "initial_train_loss": first[f"{train}_loss"],
             "initial_val_acc": first["val_acc"], "initial_val_loss": first["val_loss"],
             **window_stats(history, 1, trained[-1]["epoch"]),
             "final_val_acc": trained[-1]["val_acc"],
@@ -69,8 +69,12 @@ def window_stats(history: list[dict], first: int, last: int) -> dict[str, float 
     by_epoch = {row["epoch"]: row for row in history}
     base = by_epoch.get(first - 1, by_epoch[first])
     end = by_epoch[last]
-    steps = max(end["epoch"] - base["epoch"], 1)
+    steps = end["epoch"] - base["epoch"]
     train = train_metric(history)
+    if steps == 0:  # a one-epoch window with nothing before it: no rate
+        nan = float("nan")
+        return {"epochs": f"{first}-{last}", "steps": 0, "train_metric": train, "mcr_acc": nan,
+                "mcr_loss": nan, "mofr_acc": nan, "mofr_loss": nan}
 
     def gap(row: dict, key: str) -> float:
         return row[f"{train}_{key}"] - row[f"val_{key}"]

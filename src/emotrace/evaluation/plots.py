@@ -185,7 +185,7 @@ def plot_bars(values: dict[str, float], path: str | Path, title: str = "",
     of members and ensembles; ``baseline``: the majority-class line."""
     names = list(values)
     figure, axes = _subplots(figsize=(8, 0.5 * len(names) + 1.4))
-    spread = [(errors or {}).get(n, 0.0) for n in names]
+    spread = [float(np.nan_to_num((errors or {}).get(n, 0.0))) for n in names]
     bars = axes.barh(range(len(names)), [values[n] for n in names], xerr=spread, color="#9ab",
                      capsize=3)
     if highlight in values:

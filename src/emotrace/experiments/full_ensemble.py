@@ -34,13 +34,18 @@ def _digest(path: Path) -> str:
     return hashlib.sha1(path.read_bytes()).hexdigest()[:10]
 
 
+def _data_key(data: str) -> str:
+    """Cache keys include the dataset: the same models measured on other data are other numbers."""
+    return hashlib.sha1(str(Path(data).resolve()).encode()).hexdigest()[:8]
+
+
 def member_predictions(model: Path, data: str, cache: Path) -> dict[str, Any]:
     """Accuracy and per-image predictions of one model file on PublicTest and PrivateTest
     (cached by the file's content)."""
     from emotrace.evaluation import evaluate
     from emotrace.inference.classifier import EmotionClassifier
 
-    file = cache / f"member-{model.stem}-{_digest(model)}.json"
+    file = cache / f"member-{model.stem}-{_digest(model)}-{_data_key(data)}.json"
     if file.exists():
         return json.loads(file.read_text())
     classifier = EmotionClassifier(model)
@@ -74,7 +79,8 @@ def full_data_ensemble(members: list[str], cache: Path, data: str, schemes: list
     labels = select_split(load_dataset(data), "test").labels
     scored = [member_predictions(p, data, cache) for p in paths]
     chosen = max(scored, key=lambda m: m["val"]["accuracy"])  # as a user would: on PublicTest
-    key = hashlib.sha1("".join(_digest(p) for p in paths).encode()).hexdigest()[:8]
+    identity = "".join(_digest(p) for p in paths) + _data_key(data)
+    key = hashlib.sha1(identity.encode()).hexdigest()[:8]
     ensembles = {scheme: ensemble_card(paths, cache / f"full-{scheme}{'-flip' * flip}-{key}.onnx",
                                        scheme, f"full-data-{scheme}", data, flip)
                  for scheme in schemes}

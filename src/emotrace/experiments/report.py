@@ -74,6 +74,14 @@ class Group:
     def seeds(self) -> list[int]:
         return [r.seed for r in self.runs]
 
+    def seed_run(self, seed: int) -> RunResult:
+        """This configuration's run with ``seed`` (comparisons pair runs by seed)."""
+        found = [r for r in self.runs if r.seed == seed]
+        if not found:
+            raise ValueError(f"{self.label}: no run with seed {seed} (seeds {self.seeds}); run "
+                             "the studies with the same --seeds")
+        return found[0]
+
     def over_seeds(self, value: Callable[[RunResult], float | None]) -> SeedSummary:
         return summarize_seeds([np.nan if value(r) is None else value(r) for r in self.runs])
 
@@ -177,12 +185,12 @@ def compare(a: Group, b: Group | Majority, split: str = "test") -> Comparison:
     config = a.first.spec.config
     labels = split_labels(config.data, config.split, config.split_seed)[split]
     tests, differences = [], []
-    for i, run in enumerate(a.runs):
+    for run in a.runs:
         mine = run.predicted(split)
         if isinstance(b, Majority):
             theirs, name = np.full_like(mine, b.label), f"majority class ({b.name})"
         else:
-            theirs, name = b.runs[min(i, len(b.runs) - 1)].predicted(split), b.label
+            theirs, name = b.seed_run(run.seed).predicted(split), b.label
         tests.append(mcnemar_exact(labels, mine, theirs))
         differences.append(float(np.mean(mine == labels) - np.mean(theirs == labels)))
     return Comparison(a.label, name, split, summarize_seeds(differences), tests, config.split)
@@ -374,8 +382,12 @@ def transfer_report(study: Study, results: list[RunResult], command: str,
 def _window_table(groups: list[Group], window: int) -> str:
     rows = []
     for g in groups:
-        for i, w in enumerate(g.first.windows(window)):
-            cell = {key: g.over_seeds(lambda r, k=key: r.windows(window)[i][k])
+        for w in g.first.windows(window):
+            def value(r: RunResult, key: str, epochs: str = w["epochs"]) -> float:
+                same = [x for x in r.windows(window) if x["epochs"] == epochs]
+                return same[0][key] if same else float("nan")  # a seed that stopped early
+            cell = {key: summarize_seeds([v for v in (value(r, key) for r in g.runs)
+                                          if not np.isnan(v)])
                     for key in ("mcr_acc", "mcr_loss", "mofr_acc", "mofr_loss")}
             rows.append([g.label, w["epochs"], w["steps"],
                          spread(cell["mcr_acc"], unit="", digits=2, interval=False),
@@ -433,13 +445,14 @@ def init_report(study: Study, results: list[RunResult], command: str, out: Path,
     groups = group_runs(results)
     lines, comparisons = [header(study, command, results)], []
     majority = majority_baseline(groups[0])
+    baselines = {}
     for variant, title in (("official", "Official split (train / PublicTest)"),
                            ("stratified", "Stratified 70/10/20 split (split seed 42), the second "
                                           "paper's protocol")):
         group = [g for g in groups if g.first.spec.variant == variant]
         if not group:
             continue
-        majority = majority_baseline(group[0])
+        majority = baselines[variant] = majority_baseline(group[0])
         testable = [g for g in group if g.first.predictions]
         pairs = [(a, b) for a, b in _pairs(testable)]
         found = [compare(a, b) for a, b in pairs] + [
@@ -465,6 +478,7 @@ def init_report(study: Study, results: list[RunResult], command: str, out: Path,
     if skipped:
         lines += ["## Not run here", "", *[f"- {s}" for s in skipped], ""]
     return "\n".join(lines), {**_group_data(groups, majority, comparisons, window),
+                              "majority_class": {v: m.as_dict() for v, m in baselines.items()},
                               "skipped": skipped}
 
 
@@ -542,8 +556,8 @@ def _callback_sentence(groups: list[Group], reference: Group) -> str:
             f"{', '.join(cuts) if cuts else 'no run'}.")
     ablation = [g for g in groups if g.first.spec.uses_last_epoch]
     for g in ablation:
-        same = [a.seed for a, b in zip(g.runs, reference.runs)
-                if [r["val_acc"] for r in a.history] == [r["val_acc"] for r in b.history]]
+        same = [a.seed for a in g.runs if [r["val_acc"] for r in a.history] ==
+                [r["val_acc"] for r in reference.seed_run(a.seed).history]]
         if same:
             text += (f" In seed(s) {', '.join(map(str, same))} \"{g.label}\" trained exactly like "
                      "the reference (no callback fired there): that seed measures only keeping "
@@ -570,8 +584,8 @@ def ensemble_report(study: Study, results: list[RunResult], command: str, out: P
                      spread(summarize_seeds([c["metrics"]["val"]["accuracy"] for c in cards]),
                             interval=False), f"**{spread(accs)}**"])
         tests, gains = [], []
-        for i, card in enumerate(cards):
-            seed_runs = [g.runs[i] for g in groups]
+        for card in cards:
+            seed_runs = [g.seed_run(card["seed"]) for g in groups]
             chosen = max(seed_runs, key=lambda r: r.val_acc)  # as a user would, on validation
             mine = np.array(list(card["predictions"]["test"]), dtype=int)
             tests.append(mcnemar_exact(labels, mine, chosen.predicted("test")))

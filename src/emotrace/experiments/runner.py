@@ -41,9 +41,9 @@ def _ensembles(study: Study, results: list[RunResult],
             members = [r for r in results if r.seed == seed]
             key = hashlib.sha1("".join(r.spec.key for r in members).encode()).hexdigest()[:8]
             path = runs_root / "ensembles" / f"{study.name}-{scheme}-s{seed}-{key}.onnx"
-            ensembles.setdefault(scheme, []).append(
-                ensemble_card([r.run_dir for r in members], path, scheme,
-                               f"ensemble-{scheme}-seed{seed}", members[0].spec.config.data))
+            card = ensemble_card([r.run_dir for r in members], path, scheme,
+                                 f"ensemble-{scheme}-seed{seed}", members[0].spec.config.data)
+            ensembles.setdefault(scheme, []).append({**card, "seed": seed})
     return ensembles
 
 

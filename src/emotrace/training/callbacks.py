@@ -89,8 +89,8 @@ class HistoryWriter(L.Callback):
         rows = self._rows_before(epoch)
         metrics = trainer.callback_metrics
         nan = float("nan")
+        epoch_time = time.time() - self._epoch_start  # training + validation, not this extra pass
         train = pl_module.measure(self.train_eval) if self.train_eval is not None else {}
-        epoch_time = time.time() - self._epoch_start
         rows.append({"epoch": epoch,
                      "phase": 2 if self.freeze_epochs and epoch > self.freeze_epochs else 1,
                      **pl_module.train_epoch_metrics,

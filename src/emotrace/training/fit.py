@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 from pathlib import Path
 
@@ -38,17 +40,19 @@ def build_datamodule(config: TrainConfig, data: str | None = None) -> FERDataMod
 
 def teacher_targets(teacher: str, images: np.ndarray, cache: Path) -> np.ndarray:
     """The teacher's raw probabilities (no calibration temperature) for each training face,
-    computed once and cached in the run folder (resuming does not recompute them)."""
+    computed once and cached in the run folder (resuming does not recompute them); the cache
+    is used only for the same teacher file and the same training faces."""
     from emotrace.inference.classifier import EmotionClassifier, model_path, read_card
 
-    if cache.exists():
-        probs = np.load(cache)
-        if len(probs) == len(images):
-            return probs
     path = model_path(teacher)
     if not path.is_file():
         raise ConfigError(f"teacher model {teacher!r} not found ({path}): give a shipped name "
                           "(fast, accurate) or an exported .onnx file with its card")
+    identity = {"teacher": hashlib.sha1(path.read_bytes()).hexdigest(),
+                "faces": hashlib.sha1(np.ascontiguousarray(images).tobytes()).hexdigest()}
+    stamp = cache.with_suffix(".json")
+    if cache.exists() and stamp.exists() and json.loads(stamp.read_text()) == identity:
+        return np.load(cache)
     card = {k: v for k, v in read_card(path).items() if k != "calibration"}
     classifier = EmotionClassifier(path, card=card)
     log.info("teacher %s: soft targets for %d training faces", path.name, len(images))
@@ -57,6 +61,8 @@ def teacher_targets(teacher: str, images: np.ndarray, cache: Path) -> np.ndarray
                                               total=-(-len(images) // 256), unit="batch")])
     with atomic_path(cache) as tmp, open(tmp, "wb") as handle:
         np.save(handle, probs)
+    with atomic_path(stamp) as tmp:
+        tmp.write_text(json.dumps(identity))
     return probs
 
 

@@ -87,14 +87,16 @@ class EmotionModule(L.LightningModule):
         modes = {module: module.training for module in self.net.modules()}
         self.net.eval()
         loss, correct, n = 0.0, 0, 0
-        for images, labels in loader:
-            images, labels = images.to(self.device), labels.to(self.device)
-            logits = self.net(images)
-            loss += nn.functional.cross_entropy(logits, labels, reduction="sum").item()
-            correct += int((logits.argmax(1) == labels).sum())
-            n += len(labels)
-        for module, mode in modes.items():
-            module.train(mode)
+        try:
+            for images, labels in loader:
+                images, labels = images.to(self.device), labels.to(self.device)
+                logits = self.net(images)
+                loss += nn.functional.cross_entropy(logits, labels, reduction="sum").item()
+                correct += int((logits.argmax(1) == labels).sum())
+                n += len(labels)
+        finally:
+            for module, mode in modes.items():
+                module.train(mode)
         return {"loss": loss / max(n, 1), "acc": correct / max(n, 1)}
 
     def validation_step(self, batch: tuple[torch.Tensor, torch.Tensor], _: int) -> None:
