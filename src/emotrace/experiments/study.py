@@ -19,7 +19,8 @@ from emotrace.training.config import TrainConfig, load_config
 
 BUDGET_KEYS = ("epochs", "image_size", "subset", "seeds")
 FIRST_SEED = 42  # seed i of a study is FIRST_SEED + i: the first seed is the papers' 42
-SETTING_KEYS = ("data",)  # not budget, but the same for every run of a study
+SETTING_KEYS = ("data",)
+DISTILLATION_KEYS = ("teacher", "distill_weight", "distill_temperature")  # not budget, but the same for every run of a study
 
 
 @dataclass
@@ -38,7 +39,11 @@ class RunSpec:
     @property
     def key(self) -> str:
         """Short hash of the config: the run's cache identity."""
-        blob = json.dumps(self.config.to_dict(), sort_keys=True, default=list)
+        values = self.config.to_dict()
+        if values["teacher"] is None:  # distillation settings matter only with a teacher (and
+            for name in DISTILLATION_KEYS:  # leaving them out keeps older runs' keys)
+                values.pop(name)
+        blob = json.dumps(values, sort_keys=True, default=list)
         return hashlib.sha1(blob.encode()).hexdigest()[:8]
 
     @property

@@ -66,6 +66,10 @@ def teacher_targets(teacher: str, images: np.ndarray, cache: Path) -> np.ndarray
     return probs
 
 
+def _as_saved(config: TrainConfig) -> dict:
+    return yaml.safe_load(yaml.safe_dump(config.to_dict()))
+
+
 def _without_epochs(values: dict) -> dict:
     """A run may be resumed with more (or fewer) epochs; every other option must match."""
     return {k: v for k, v in values.items() if k != "epochs"}
@@ -83,8 +87,9 @@ def train(config: TrainConfig, run_dir: str | Path, resume: bool = True,
     saved = run_dir / "config.yaml"
     last = run_dir / "last.ckpt"
     if resume and last.exists() and saved.exists():
-        previous = yaml.safe_load(saved.read_text())
-        current = yaml.safe_load(yaml.safe_dump(config.to_dict()))  # tuples -> lists, as saved
+        # options added since the run started take their defaults; tuples -> lists, as saved
+        previous = _as_saved(TrainConfig(**yaml.safe_load(saved.read_text())))
+        current = _as_saved(config)
         if _without_epochs(previous) != _without_epochs(current):
             raise ConfigError(f"{run_dir} holds a run with a different config; use another --out "
                              "or --no-resume to start over")
