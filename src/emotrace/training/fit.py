@@ -70,9 +70,13 @@ def _as_saved(config: TrainConfig) -> dict:
     return yaml.safe_load(yaml.safe_dump(config.to_dict()))
 
 
-def _without_epochs(values: dict) -> dict:
-    """A run may be resumed with more (or fewer) epochs; every other option must match."""
-    return {k: v for k, v in values.items() if k != "epochs"}
+RESUMABLE_CHANGES = ("epochs", "threads", "num_workers")
+
+
+def _recipe(values: dict) -> dict:
+    """A run may be resumed with more (or fewer) epochs, or with other CPU threads / loader
+    workers (how it runs, not what it learns); every other option must match."""
+    return {k: v for k, v in values.items() if k not in RESUMABLE_CHANGES}
 
 
 def train(config: TrainConfig, run_dir: str | Path, resume: bool = True,
@@ -90,7 +94,7 @@ def train(config: TrainConfig, run_dir: str | Path, resume: bool = True,
         # options added since the run started take their defaults; tuples -> lists, as saved
         previous = _as_saved(TrainConfig(**yaml.safe_load(saved.read_text())))
         current = _as_saved(config)
-        if _without_epochs(previous) != _without_epochs(current):
+        if _recipe(previous) != _recipe(current):
             raise ConfigError(f"{run_dir} holds a run with a different config; use another --out "
                              "or --no-resume to start over")
         if previous["epochs"] != config.epochs and config.scheduler == "onecycle":
