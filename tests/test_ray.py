@@ -95,10 +95,15 @@ def test_ray_without_an_address_starts_and_stops_a_local_ray(tmp_path):
     assert "work done on 1 node(s)" in run.stderr
 
 
+def _histories(results: dict) -> list:
+    return [run["history"] for config in results["configurations"] for run in config["per_seed"]]
+
+
 def test_study_runs_as_tune_trials_and_reuses_its_cache(cluster, fer_slice, tmp_path):
     pytest.importorskip("torch", reason="training needs the train extra")
     command = [sys.executable, "-m", "emotrace.cli.main", "study", "transfer", "--epochs", "1",
-               "--image-size", "32", "--subset", "1.0", "--data", str(fer_slice), "--ray", cluster,
+               "--image-size", "32", "--subset", "1.0", "--seeds", "1", "--data", str(fer_slice),
+               "--ray", cluster,
                "--storage", str(tmp_path / "runs"), "--out", str(tmp_path / "experiments")]
     first = subprocess.run(command, capture_output=True, text=True, timeout=600, env=cluster_env())
     assert first.returncode == 0, first.stderr[-3000:]
@@ -112,4 +117,4 @@ def test_study_runs_as_tune_trials_and_reuses_its_cache(cluster, fer_slice, tmp_
     assert again.returncode == 0, again.stderr[-3000:]
     assert {p: p.stat().st_mtime for p in (tmp_path / "runs").rglob("*.ckpt")} == stamps
     after = json.loads(results.read_text())
-    assert [r["history"] for r in after["runs"]] == [r["history"] for r in before["runs"]]
+    assert _histories(after) == _histories(before) and len(_histories(after)) == 2
