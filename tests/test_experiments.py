@@ -280,3 +280,29 @@ def test_a_stratified_run_is_scored_on_its_own_test_split(fer_slice):
     assert len(own.labels) == len(expected) and np.array_equal(own.labels, expected.labels)
     official = evaluate(classifier, fer_slice, "test")
     assert len(official.labels) == 35 and len(own.labels) != 35
+
+
+def test_zoom_views_average_a_closer_central_crop_of_each_face(tmp_path):
+    import cv2
+    import onnxruntime as ort
+
+    from emotrace.inference.classifier import model_path
+    from emotrace.training.export import zoom_view
+
+    framed = torch.zeros(1, 1, 96, 96)
+    framed[..., 24:72, 24:72] = 1  # the central half of the face is white, its border black
+    assert torch.allclose(zoom_view(framed, 0.5), torch.ones(1, 1, 96, 96))
+
+    fast = model_path("fast")
+    out = build_ensemble([fast, fast], tmp_path / "zoomed.onnx", weights="equal",
+                         evaluate_splits=(), flip_average=True, zooms=(0.9,))
+    assert json.loads(out.with_suffix(".json").read_text())["zoom_views"] == [0.9]
+    faces = np.stack([cv2.GaussianBlur(np.random.default_rng(i).random((96, 96), np.float32),
+                                       (9, 9), 3) for i in range(4)])
+    closer = np.stack([cv2.resize(f[5:91, 5:91], (96, 96), interpolation=cv2.INTER_LINEAR)
+                       for f in faces])  # 86 = round(96 * 0.9) px, centred
+    single = ort.InferenceSession(str(fast), providers=["CPUExecutionProvider"])
+    expected = np.mean([single.run(None, {"faces": np.ascontiguousarray(v)[:, None]})[0]
+                        for v in (faces, faces[:, :, ::-1], closer, closer[:, :, ::-1])], axis=0)
+    zoomed = ort.InferenceSession(str(out), providers=["CPUExecutionProvider"])
+    np.testing.assert_allclose(zoomed.run(None, {"faces": faces[:, None]})[0], expected, atol=1e-3)

@@ -147,11 +147,12 @@ def build_ensemble(runs: Sequence[str | Path], out: str | Path,
                    weights: str | Sequence[float] = "rank", name: str | None = None,
                    evaluate_splits: Sequence[str] = ("val",), command: str | None = None,
                    flip_average: bool = False, predictions: Path | None = None,
-                   data: str | None = None) -> Path:
+                   data: str | None = None, zooms: Sequence[float] = ()) -> Path:
     """Export the ensemble of ``runs`` (training run folders or exported ``.onnx`` models) to
     ``out`` (.onnx) with its card: members, their validation accuracies and weights, and the
     ensemble's metrics on ``evaluate_splits`` measured on the exported file. ``flip_average``
-    also averages each face's mirror image. ``predictions``: write per-image predictions of
+    also averages each face's mirror image, ``zooms`` closer central crops of it (each a
+    share of the face's side). ``predictions``: write per-image predictions of
     ``evaluate_splits`` there (paired tests). ``data``: the dataset to measure on (default: the
     members' training data)."""
     if len(runs) < 2:
@@ -165,13 +166,14 @@ def build_ensemble(runs: Sequence[str | Path], out: str | Path,
     size = max(m.image_size for m in members)
     net = EnsembleNet([m.net for m in members], [m.image_size for m in members], w)
     out = Path(out)
-    export_onnx(net.eval(), out, size, flip_average=flip_average)
+    export_onnx(net.eval(), out, size, flip_average=flip_average, zooms=zooms)
     data = data or next((m.data for m in members if m.data), None)
     card: dict[str, Any] = {
         "name": name or out.stem,
         "format": "onnx",
         **card_io(size, members[0].scaling),
         "flip_average": flip_average,
+        "zoom_views": list(zooms),
         "backbone": "ensemble",
         "data": data,
         "ensemble": {

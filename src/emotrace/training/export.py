@@ -21,29 +21,45 @@ from emotrace.utils import atomic_path
 class ExportWrapper(nn.Module):
     """Grey faces ``(N, 1, S, S)`` in [0, 1] -> class probabilities ``(N, 7)``.
 
-    With ``flip_average`` the probabilities of the face and its mirror image are averaged
-    (test-time augmentation; decided on the validation split).
+    Test-time augmentation (decided on the validation split): ``zooms`` adds a view per factor
+    (the central ``z`` share of the face, resized back to ``S``), ``flip_average`` the mirror
+    image of every view; the views' probabilities are averaged.
     """
 
-    def __init__(self, net: nn.Module, flip_average: bool) -> None:
+    def __init__(self, net: nn.Module, flip_average: bool, zooms: Sequence[float] = ()) -> None:
         super().__init__()
         self.net, self.flip_average = net, flip_average
+        self.zooms = tuple(float(z) for z in zooms)
 
     def forward(self, faces: torch.Tensor) -> torch.Tensor:
-        if not self.flip_average:
+        views = [faces] + [zoom_view(faces, z) for z in self.zooms]
+        if self.flip_average:
+            views += [view.flip(-1) for view in views]
+        if len(views) == 1:
             return self.net(faces).softmax(dim=1)
-        # One network call on the face and its mirror image: cheaper than two calls.
-        probs = self.net(torch.cat([faces, faces.flip(-1)])).softmax(dim=1)
-        return probs.reshape(2, -1, probs.shape[1]).mean(dim=0)
+        # One network call on all views: cheaper than one call each.
+        probs = self.net(torch.cat(views)).softmax(dim=1)
+        return probs.reshape(len(views), -1, probs.shape[1]).mean(dim=0)
 
 
-def export_onnx(net: nn.Module, path: str | Path, image_size: int, flip_average: bool) -> Path:
+def zoom_view(faces: torch.Tensor, zoom: float) -> torch.Tensor:
+    """The central ``zoom`` share of each face, resized back to the input size (a closer crop)."""
+    size = int(faces.shape[-1])  # fixed in the exported graph: only the batch axis is dynamic
+    crop = max(1, round(size * zoom))
+    start = (size - crop) // 2
+    centre = faces[..., start:start + crop, start:start + crop]
+    return nn.functional.interpolate(centre, size=(size, size), mode="bilinear",
+                                     align_corners=False)
+
+
+def export_onnx(net: nn.Module, path: str | Path, image_size: int, flip_average: bool,
+                zooms: Sequence[float] = ()) -> Path:
     """Write ``net`` as an ONNX file with a dynamic batch axis (input ``faces``, output ``probs``),
     then check that onnxruntime reproduces torch's probabilities on a random batch."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     net = net.to(memory_format=torch.contiguous_format)
-    wrapper = ExportWrapper(net, flip_average).eval()
+    wrapper = ExportWrapper(net, flip_average, zooms).eval()
     example = torch.rand(3, 1, image_size, image_size)
     with atomic_path(path) as tmp, torch.no_grad():
         torch.onnx.export(wrapper, (example[:2],), str(tmp), input_names=["faces"],
