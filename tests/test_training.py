@@ -1,3 +1,4 @@
+import hashlib
 import json
 
 import numpy as np
@@ -7,6 +8,7 @@ import pytest
 torch = pytest.importorskip("torch", reason="needs the train extra")  # the plain install skips
 
 from emotrace.evaluation import read_history
+from emotrace.inference.classifier import model_path
 from emotrace.training import export_run, load_config, load_module, train
 
 
@@ -189,3 +191,8 @@ def test_distillation_learns_from_the_teachers_soft_targets(fer_slice, tmp_path)
     with torch.no_grad():
         answers = student(images).argmax(1)
     assert (answers == 3).float().mean() > 0.9
+    card = json.loads(export_run(wrong, out=tmp_path / "student.onnx", evaluate_splits=())
+                      .with_suffix(".json").read_text())
+    assert card["distillation"] == {
+        "teacher": "fast", "soft_target_weight": 1.0, "temperature": config.distill_temperature,
+        "teacher_sha1": hashlib.sha1(model_path("fast").read_bytes()).hexdigest()}

@@ -106,6 +106,19 @@ def _parent_summary(init_from: str | None, own: dict[str, Any]) -> dict[str, Any
             "total_training_time_s": round(total, 1)}
 
 
+def _teacher_summary(run_dir: Path, config: Any) -> dict[str, Any]:
+    """For a distilled run: which teacher (name and the SHA-1 of the file whose soft targets it
+    learnt from) and how its loss mixed them with the labels."""
+    if not config.teacher:
+        return {}
+    stamp = run_dir / "teacher-train.json"
+    identity = json.loads(stamp.read_text()) if stamp.exists() else {}
+    return {"distillation": {"teacher": config.teacher,
+                             "teacher_sha1": identity.get("teacher"),
+                             "soft_target_weight": config.distill_weight,
+                             "temperature": config.distill_temperature}}
+
+
 def card_io(image_size: int, scaling: str) -> dict[str, Any]:
     """The model card's ``input`` / ``output`` entries: what the ONNX file takes and returns."""
     return {"input": {"name": "faces", "shape": ["batch", 1, image_size, image_size],
@@ -176,6 +189,7 @@ def export_run(run_dir: str | Path, out: str | Path | None = None, flip_average:
         "export_command": command,
         **summary,
         **_parent_summary(config.init_from, summary),
+        **_teacher_summary(run_dir, config),
         "metrics": {},
     }
     return write_card(out, card, config.data, evaluate_splits, config.split, config.split_seed,
