@@ -13,6 +13,7 @@ from PIL import Image
 
 from conftest import TESTDATA
 from emotrace.evaluation.gradcam import GradCAM, class_mean_heatmaps
+from emotrace.errors import ConfigError
 from emotrace.experiments import load_study, run_study
 from emotrace.experiments.runner import _runnable
 from emotrace.models import create_model
@@ -292,6 +293,11 @@ def test_zoom_views_average_a_closer_central_crop_of_each_face(tmp_path):
     framed = torch.zeros(1, 1, 96, 96)
     framed[..., 24:72, 24:72] = 1  # the central half of the face is white, its border black
     assert torch.allclose(zoom_view(framed, 0.5), torch.ones(1, 1, 96, 96))
+    face = torch.rand(2, 1, 112, 112)  # equal margins: a mirrored face gets the mirrored view
+    assert torch.allclose(zoom_view(face.flip(-1), 0.92), zoom_view(face, 0.92).flip(-1), atol=1e-5)
+    for wrong in (1.0, 0.3, 1.2):
+        with pytest.raises(ConfigError, match="share of the face"):
+            zoom_view(face, wrong)
 
     fast = model_path("fast")
     out = build_ensemble([fast, fast], tmp_path / "zoomed.onnx", weights="equal",

@@ -198,6 +198,7 @@ def ensemble(args: argparse.Namespace) -> int:
 
     try:
         from emotrace.training.ensemble import build_ensemble
+        from emotrace.training.export import check_zoom
     except ImportError:
         raise _train_extra("ensemble") from None
     for member in args.runs:
@@ -206,13 +207,11 @@ def ensemble(args: argparse.Namespace) -> int:
             raise UsageError(f"{member}: neither a finished training run (no best.ckpt there) "
                              "nor an exported .onnx model")
     for zoom in args.zoom:
-        if not 0.5 <= zoom < 1:
-            raise UsageError(f"--zoom {zoom}: give the share of the face to keep, from 0.5 to "
-                             "below 1 (e.g. 0.92)")
+        check_zoom(zoom)
     out = build_ensemble(args.runs, args.out, weights=_parse_weights(args.weights), name=args.name,
                          evaluate_splits=("val", "test") if args.test else ("val",),
                          command=recorded_command(args), flip_average=args.flip,
-                         zooms=args.zoom)
+                         zooms=sorted(set(args.zoom)))
     card = json.loads(out.with_suffix(".json").read_text())
     for member in card["ensemble"]["members"]:
         print(f"  {member.get('run') or member['model']}: val {member['val_acc']:.2%}, "

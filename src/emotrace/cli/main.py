@@ -158,7 +158,7 @@ def build_parser() -> argparse.ArgumentParser:
                           help="also average each face's mirror image (twice the compute)")
     ensemble.add_argument("--zoom", type=float, action="append", default=[], metavar="Z",
                           help="also average a closer view: the central Z share of the face "
-                               "(0.5-1, e.g. 0.92), resized back; repeat for more views")
+                               "(0.5 <= Z < 1, e.g. 0.92), resized back; repeat for more views")
     ensemble.add_argument("--test", action="store_true",
                           help="also measure the test split (PrivateTest) for the card")
     ensemble.set_defaults(run=_run("ensemble"))

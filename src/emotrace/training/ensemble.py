@@ -17,7 +17,7 @@ from torch.nn import functional as F
 
 from emotrace.errors import ConfigError, NotFoundError
 from emotrace.evaluation.convergence import read_history, trained_epochs
-from emotrace.training.export import card_io, export_onnx, write_card
+from emotrace.training.export import card_io, check_zoom, export_onnx, write_card
 from emotrace.training.fit import load_module
 
 WEIGHT_SCHEMES = ("rank", "equal")
@@ -157,6 +157,8 @@ def build_ensemble(runs: Sequence[str | Path], out: str | Path,
     members' training data)."""
     if len(runs) < 2:
         raise ConfigError("an ensemble needs at least two members")
+    for zoom in zooms:
+        check_zoom(zoom)
     members = [load_member(r) for r in runs]
     if len({m.scaling for m in members}) > 1:
         raise ConfigError("members use different input scaling (fixed / minmax); ensemble models "

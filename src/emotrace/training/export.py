@@ -1,4 +1,5 @@
-"""Export a trained run to ONNX (softmax and optional flip-averaging baked in) + model card."""
+"""Export a trained run to ONNX (softmax and optional test-time views: mirror image, closer
+crops, baked in) + model card."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from emotrace.errors import NotFoundError
+from emotrace.errors import ConfigError, NotFoundError
 from emotrace.data.labels import EMOTIONS
 from emotrace.evaluation.convergence import read_history, trained_epochs
 from emotrace.training.fit import load_module
@@ -43,13 +44,23 @@ class ExportWrapper(nn.Module):
 
 
 def zoom_view(faces: torch.Tensor, zoom: float) -> torch.Tensor:
-    """The central ``zoom`` share of each face, resized back to the input size (a closer crop)."""
+    """The central ``zoom`` share of each square face, resized back to its size (a closer crop).
+    The margins are equal on every side, so a face and its mirror image get mirrored views."""
+    check_zoom(zoom)
     size = int(faces.shape[-1])  # fixed in the exported graph: only the batch axis is dynamic
-    crop = max(1, round(size * zoom))
-    start = (size - crop) // 2
-    centre = faces[..., start:start + crop, start:start + crop]
+    if int(faces.shape[-2]) != size:
+        raise ConfigError(f"zoom views need square faces, not {tuple(faces.shape[-2:])}")
+    margin = round(size * (1 - zoom) / 2)
+    centre = faces[..., margin:size - margin, margin:size - margin]
     return nn.functional.interpolate(centre, size=(size, size), mode="bilinear",
                                      align_corners=False)
+
+
+def check_zoom(zoom: float) -> None:
+    """A zoom view keeps between half the face and less than all of it."""
+    if not 0.5 <= zoom < 1:
+        raise ConfigError(f"zoom {zoom}: give the share of the face to keep, from 0.5 to below 1 "
+                          "(e.g. 0.92)")
 
 
 def export_onnx(net: nn.Module, path: str | Path, image_size: int, flip_average: bool,
@@ -109,12 +120,11 @@ def _parent_summary(init_from: str | None, own: dict[str, Any]) -> dict[str, Any
 def _teacher_summary(run_dir: Path, config: Any) -> dict[str, Any]:
     """For a distilled run: which teacher (name and the SHA-1 of the file whose soft targets it
     learnt from) and how its loss mixed them with the labels."""
-    if not config.teacher:
-        return {}
     stamp = run_dir / "teacher-train.json"
-    identity = json.loads(stamp.read_text()) if stamp.exists() else {}
+    if not config.teacher or not stamp.exists():
+        return {}
     return {"distillation": {"teacher": config.teacher,
-                             "teacher_sha1": identity.get("teacher"),
+                             "teacher_sha1": json.loads(stamp.read_text())["teacher"],
                              "soft_target_weight": config.distill_weight,
                              "temperature": config.distill_temperature}}
 

@@ -14,12 +14,12 @@ from emotrace.models import create_model
 from emotrace.training.config import TrainConfig
 
 
-def read_checkpoint(path: str | Path, role: str = "checkpoint") -> dict[str, Any]:
+def read_checkpoint(path: str | Path, role: str = "checkpoint", hint: str = "") -> dict[str, Any]:
     """One of our Lightning checkpoints (hyper-parameters and ``state_dict``)."""
     try:
         return torch.load(path, map_location="cpu", weights_only=False)
     except FileNotFoundError:
-        raise NotFoundError(f"{role} not found: {path}") from None
+        raise NotFoundError(f"{role} not found: {path}{hint}") from None
 
 
 def network_weights(checkpoint: dict[str, Any]) -> dict[str, torch.Tensor]:
@@ -40,7 +40,10 @@ class EmotionModule(L.LightningModule):
                                 weights=c.weights, head_hidden=c.head_hidden, dropout=c.dropout,
                                 batch_norm=c.batch_norm)
         if c.init_from:
-            self.net.load_state_dict(network_weights(read_checkpoint(c.init_from, "init_from checkpoint")))
+            hint = ("; train that run first (the preset's description names it) or point "
+                    "--set init_from=... at another run's best.ckpt")
+            checkpoint = read_checkpoint(c.init_from, "init_from checkpoint", hint)
+            self.net.load_state_dict(network_weights(checkpoint))
         # channels-last convolutions train ~1.5x faster on CPU (measured on MobileNetV2, 96 px)
         self.net.to(memory_format=torch.channels_last)
         self.loss = nn.CrossEntropyLoss(weight=class_weights, label_smoothing=c.label_smoothing)
