@@ -616,7 +616,9 @@ def ensemble_report(study: Study, results: list[RunResult], command: str, out: P
               "to their own input size inside the graph) and predicts like any model: "
               "`emotrace ensemble RUN RUN ... --out ens.onnx`, then "
               "`emotrace predict photo.jpg --model ens.onnx`.", ""]
-    explain_model = Path((full or {}).get("model") or next(iter(ensembles.values()))[0]["path"])
+    # The study-budget ensemble (torch members) converts back for Grad-CAM; the full-data one
+    # nests converted ONNX members, which onnx2torch cannot convert a second time.
+    explain_model = Path(next(iter(ensembles.values()))[0]["path"])
     explain, explain_data = explain_section(explain_model, config.data, figures, "ensemble")
     lines.append(explain)
     return "\n".join(lines), {**_group_data(groups, majority, []),
