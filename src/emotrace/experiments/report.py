@@ -298,9 +298,9 @@ def trained(history: list[dict]) -> list[dict]:
 
 
 def explain_section(model: Path, data: str, figures: Path, name: str, per_class: int = 150,
-                    examples: int = 4) -> tuple[str, dict[str, Any]]:
+                    examples: int = 4, subject: str = "") -> tuple[str, dict[str, Any]]:
     """Grad-CAM: mean heatmap per true class over a class-stratified test sample, and a few test
-    faces with their heatmap and probability bars."""
+    faces with their heatmap and probability bars. ``subject`` names the explained model."""
     from emotrace.data import load_dataset, select_split
     from emotrace.data.labels import EMOTIONS
     from emotrace.evaluation.gradcam import GradCAM, class_mean_heatmaps
@@ -326,6 +326,7 @@ def explain_section(model: Path, data: str, figures: Path, name: str, per_class:
                                                for i in chosen])
     text = "\n".join([
         "## What the model looks at (Grad-CAM)", "",
+        *([subject, ""] if subject else []),
         f"Top row: the mean face of each emotion over up to {per_class} PrivateTest faces per "
         f"class ({len(picks)} in all); bottom row: the mean Grad-CAM heatmap explaining the true "
         "class, on one colour scale (each face's map scaled to peak 1 before averaging). The "
@@ -618,8 +619,12 @@ def ensemble_report(study: Study, results: list[RunResult], command: str, out: P
               "`emotrace predict photo.jpg --model ens.onnx`.", ""]
     # The study-budget ensemble (torch members) converts back for Grad-CAM; the full-data one
     # nests converted ONNX members, which onnx2torch cannot convert a second time.
-    explain_model = Path(next(iter(ensembles.values()))[0]["path"])
-    explain, explain_data = explain_section(explain_model, config.data, figures, "ensemble")
+    scheme, cards = next(iter(ensembles.items()))
+    explain, explain_data = explain_section(
+        Path(cards[0]["path"]), config.data, figures, "ensemble",
+        subject=f"Explained: seed {cards[0]['seed']}'s study-budget ensemble with {scheme} "
+                "weights. The full-data ensemble cannot be explained this way: its members are "
+                "ONNX files converted once already, which onnx2torch cannot convert again.")
     lines.append(explain)
     return "\n".join(lines), {**_group_data(groups, majority, []),
                               "ensembles": ensembles, "ensemble_comparisons": comparisons,
