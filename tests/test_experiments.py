@@ -312,3 +312,18 @@ def test_zoom_views_average_a_closer_central_crop_of_each_face(tmp_path):
                         for v in (faces, faces[:, :, ::-1], closer, closer[:, :, ::-1])], axis=0)
     zoomed = ort.InferenceSession(str(out), providers=["CPUExecutionProvider"])
     np.testing.assert_allclose(zoomed.run(None, {"faces": faces[:, None]})[0], expected, atol=1e-3)
+
+
+def test_face_feature_verdict_follows_the_numbers_and_their_spread():
+    from types import SimpleNamespace
+
+    from emotrace.evaluation.stats import summarize_seeds
+    from emotrace.experiments.report import _face_verdict
+
+    def group(*accs):
+        return SimpleNamespace(val=summarize_seeds(accs))
+
+    imagenet = group(0.55, 0.56, 0.54)
+    assert "does not support" in _face_verdict(group(0.40, 0.41, 0.39), imagenet)
+    assert "in favour" in _face_verdict(group(0.62, 0.63, 0.61), imagenet)
+    assert "no difference shown" in _face_verdict(group(0.545, 0.555, 0.55), imagenet)
