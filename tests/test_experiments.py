@@ -159,6 +159,7 @@ def test_init_study_skips_backbones_without_weights_and_says_how(tmp_path):
     runs, skipped = _runnable(load_study("init"))
     assert not any(r.config.model in ("resnet50", "inception_v3") for r in runs)
     assert any("--weights resnet50=FILE" in line for line in skipped)
+    assert len(skipped) == len(set(skipped)) == 2  # one line per backbone, not per seed
     torch.save({}, tmp_path / "r50.pth")
     runs, skipped = _runnable(load_study("init", weights={"resnet50": str(tmp_path / "r50.pth")}))
     assert sum(r.config.model == "resnet50" for r in runs) == 2 * 3  # twins x seeds

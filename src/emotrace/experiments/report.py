@@ -465,7 +465,7 @@ def init_report(study: Study, results: list[RunResult], command: str, out: Path,
                     "runs train on).")
         else:
             note = ""
-        lines += [f"## {title}", "", note, "", _init_table(group, majority), "",
+        lines += [f"## {title}", "", *([note, ""] if note else []), _init_table(group, majority), "",
                   *[f"- {c.sentence()}" for c in found], "",
                   curve_figure(group, figures / f"init-curves-{variant}.png",
                                f"{title}: pretrained (solid) vs random init (dashed)", majority,

@@ -28,7 +28,7 @@ def _runnable(study: Study) -> tuple[list[RunSpec], list[str]]:
             continue  # the twin's line above says why
         else:
             runs.append(run)
-    return runs, skipped
+    return runs, list(dict.fromkeys(skipped))  # one line per configuration, not per seed
 
 
 def _ensembles(study: Study, results: list[RunResult],
