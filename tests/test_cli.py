@@ -5,7 +5,7 @@ import cv2
 import numpy as np
 import pytest
 
-from conftest import FER
+from conftest import FER, REPO
 from test_bad_input import emotrace
 
 
@@ -90,3 +90,13 @@ def test_train_export_evaluate_end_to_end(fer_slice, tmp_path):
     assert (run_dir / "learning_curves.png").exists()
     bad = emotrace("train", "--preset", "no-such-preset")
     assert bad.returncode == 2 and "unknown preset" in bad.stderr
+
+
+def test_ensemble_refuses_a_zoom_outside_its_range_before_writing(tmp_path):
+    pytest.importorskip("torch", reason="needs the train extra")
+    members = [REPO / "models" / "members" / f"emotrace-{name}-96-member.onnx"
+               for name in ("mobilenetv2", "efficientnet-lite0")]
+    for zoom in ("1.2", "0.3"):
+        run = emotrace("ensemble", *members, "--zoom", zoom, "--out", tmp_path / "e.onnx")
+        assert run.returncode == 2 and f"zoom {float(zoom)}" in run.stderr
+        assert "Traceback" not in run.stderr and not (tmp_path / "e.onnx").exists()

@@ -198,7 +198,6 @@ def ensemble(args: argparse.Namespace) -> int:
 
     try:
         from emotrace.training.ensemble import build_ensemble
-        from emotrace.training.export import check_zoom
     except ImportError:
         raise _train_extra("ensemble") from None
     for member in args.runs:
@@ -206,8 +205,6 @@ def ensemble(args: argparse.Namespace) -> int:
                 member.endswith(".onnx") and Path(member).is_file()):
             raise UsageError(f"{member}: neither a finished training run (no best.ckpt there) "
                              "nor an exported .onnx model")
-    for zoom in args.zoom:
-        check_zoom(zoom)
     out = build_ensemble(args.runs, args.out, weights=_parse_weights(args.weights), name=args.name,
                          evaluate_splits=("val", "test") if args.test else ("val",),
                          command=recorded_command(args), flip_average=args.flip,
