@@ -3,6 +3,7 @@
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -328,3 +329,21 @@ def test_face_feature_verdict_follows_the_numbers_and_their_spread():
     assert "does not support" in _face_verdict(group(0.40, 0.41, 0.39), imagenet)
     assert "in favour" in _face_verdict(group(0.62, 0.63, 0.61), imagenet)
     assert "no difference shown" in _face_verdict(group(0.545, 0.555, 0.55), imagenet)
+
+
+def test_grad_cam_explains_an_ensemble_of_exported_members_with_test_time_views(tmp_path):
+    from emotrace.inference.classifier import EmotionClassifier, model_path
+
+    # exported members carry an Expand onnx2torch cannot convert twice; views batch 4 x faces
+    distilled = Path(__file__).parents[1] / "models" / "distilled" / "emotrace-mobilenetv2-96-distilled.onnx"
+    out = build_ensemble([model_path("fast"), distilled], tmp_path / "viewed.onnx",
+                         weights="equal", evaluate_splits=(), flip_average=True, zooms=(0.92,))
+    faces = np.stack([np.random.default_rng(i).integers(0, 255, (96, 96), np.uint8)
+                      for i in range(3)])
+    explainer = GradCAM(out)
+    assert len(explainer.layers) == 2
+    explained = explainer.explain(faces)
+    assert explained.heatmaps.shape == (3, 96, 96)
+    assert np.isfinite(explained.heatmaps).all() and explained.heatmaps.max() <= 1 + 1e-6
+    np.testing.assert_allclose(explained.probs, EmotionClassifier(out).predict_faces(faces),
+                               atol=1e-5)

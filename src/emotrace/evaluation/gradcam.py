@@ -98,7 +98,11 @@ class GradCAM:
         try:
             with torch.enable_grad():
                 probs = self.net(batch)
-                scores = store.get("scores", torch.log(probs + 1e-12))
+                scores = store.get("scores")
+                if scores is None or len(scores) != len(batch):
+                    # test-time views (mirror, zoom) run as one batch of views x faces: explain
+                    # the score averaged over the views
+                    scores = torch.log(probs + 1e-12)
                 chosen = (torch.as_tensor(targets) if targets is not None
                           else probs.argmax(dim=1))
                 scores.gather(1, chosen[:, None]).sum().backward()
@@ -107,7 +111,10 @@ class GradCAM:
                 hook.remove()
         cam = torch.zeros(len(batch), 1, *batch.shape[-2:])
         for activation in activations:
-            weights = activation.grad.mean(dim=(2, 3), keepdim=True)
+            # the first rows are the faces as given (views follow): their map is in image
+            # coordinates, a mirrored or zoomed view's is not
+            activation, grad = activation[:len(batch)], activation.grad[:len(batch)]
+            weights = grad.mean(dim=(2, 3), keepdim=True)
             layer_cam = F.relu((weights * activation).sum(dim=1, keepdim=True))
             cam += F.interpolate(layer_cam, size=batch.shape[-2:], mode="bilinear",
                                  align_corners=False)

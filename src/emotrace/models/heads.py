@@ -25,7 +25,9 @@ class Preprocess(nn.Module):
         self.register_buffer("std", torch.tensor(std).view(1, 3, 1, 1))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return (x.expand(-1, 3, -1, -1) - self.mean) / self.std
+        # Broadcasting against the 3-channel statistics makes the 3 channels: unlike expand(), it
+        # exports as one Sub node that onnx2torch converts back and forth (ensembles, Grad-CAM).
+        return (x - self.mean) / self.std
 
 
 class Head(nn.Module):

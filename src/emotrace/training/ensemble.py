@@ -87,10 +87,38 @@ class ExportedMember(nn.Module):
         except ImportError as error:
             raise ImportError(f"ONNX members need onnx2torch: pip install 'emotrace[train]' "
                               f"({error})") from None
-        self.net = convert(str(path)).eval()
+        import onnx
+
+        self.net = convert(broadcast_instead_of_expand(onnx.load(str(path)))).eval()
 
     def forward(self, faces: torch.Tensor) -> torch.Tensor:
         return torch.log(self.net(faces) + 1e-12)
+
+
+def broadcast_instead_of_expand(model: Any) -> Any:
+    """Drop the grey-to-3-channel ``Expand`` of the input from an emotrace ONNX graph (files
+    exported before the preprocessing broadcast instead): the ImageNet normalisation that follows
+    broadcasts the same way. onnx2torch turns that Expand's shape arithmetic into nodes it cannot
+    convert a second time, which broke Grad-CAM on ensembles of exported members."""
+    graph = model.graph
+    inputs = {i.name for i in graph.input}
+    expands = {n.output[0]: n.input[0] for n in graph.node
+               if n.op_type == "Expand" and n.input[0] in inputs}
+    if not expands:
+        return model
+    for node in graph.node:
+        for index, name in enumerate(node.input):
+            if name in expands:
+                node.input[index] = expands[name]
+    needed = {o.name for o in graph.output}
+    kept = []
+    for node in reversed(graph.node):  # ONNX nodes are in topological order
+        if any(o in needed for o in node.output):
+            kept.append(node)
+            needed.update(node.input)
+    del graph.node[:]
+    graph.node.extend(reversed(kept))
+    return model
 
 
 @dataclass

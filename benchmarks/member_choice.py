@@ -1,0 +1,112 @@
+"""Which members should ``accurate`` average? (PublicTest only; never the test split.)
+
+Every candidate member (an exported emotrace ``.onnx`` with its card) classifies each PublicTest
+face through the same graph ``emotrace ensemble --flip --zoom Z`` exports: the face resized to the
+largest member input, the whole face and its central ``Z`` share, each also mirrored, every view
+resized to the member's own input. The four views' probabilities are cached per member file, so
+adding a candidate only costs its own pass. Prints each member's accuracy, the ensemble of all
+candidates, each leave-one-out ensemble, and greedy forward selection (equal weights).
+
+    python benchmarks/member_choice.py MEMBER.onnx MEMBER.onnx ... [--zoom 0.92]
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.nn import functional as F
+
+from emotrace.data import load_dataset, select_split
+from emotrace.data.images import resize_face
+from emotrace.training.ensemble import load_member
+from emotrace.training.export import zoom_view
+
+ROOT = Path(__file__).resolve().parents[1]
+CACHE = ROOT / "runs" / "member_choice"
+
+
+def file_digest(path: Path) -> str:
+    return hashlib.sha1(path.read_bytes()).hexdigest()[:12]
+
+
+def member_views(path: Path, faces: torch.Tensor, zoom: float) -> np.ndarray:
+    """``(4, N, 7)`` probabilities of one member for whole / zoom / mirrored whole / mirrored
+    zoom, cached by the file's content, the input size and the zoom."""
+    key = f"{path.stem}-{file_digest(path)}-{faces.shape[-1]}-{zoom}"
+    cached = CACHE / f"{key}.npy"
+    if cached.exists():
+        return np.load(cached)
+    member = load_member(path)
+    views = [faces, zoom_view(faces, zoom)]
+    views += [v.flip(-1) for v in views]
+    out = []
+    with torch.no_grad():
+        for view in views:
+            probs = []
+            for batch in view.split(256):
+                if batch.shape[-1] != member.image_size:
+                    batch = F.interpolate(batch, size=(member.image_size,) * 2, mode="bilinear",
+                                          align_corners=False)
+                probs.append(member.net(batch).softmax(dim=1))
+            out.append(torch.cat(probs).numpy())
+    CACHE.mkdir(parents=True, exist_ok=True)
+    np.save(cached, np.stack(out))
+    return np.stack(out)
+
+
+def accuracy(probs: np.ndarray, labels: np.ndarray) -> float:
+    return float(np.mean(probs.argmax(-1) == labels))
+
+
+def greedy_selection(names: list[str], probs: dict[str, np.ndarray],
+                     labels: np.ndarray) -> list[tuple[list[str], float]]:
+    """Forward selection without repeats: each step adds the member that helps most."""
+    chosen: list[str] = []
+    steps = []
+    while len(chosen) < len(names):
+        best = max((n for n in names if n not in chosen),
+                   key=lambda n: accuracy(np.mean([probs[m] for m in chosen + [n]], 0), labels))
+        chosen = chosen + [best]
+        steps.append((chosen, accuracy(np.mean([probs[m] for m in chosen], 0), labels)))
+    return steps
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("members", nargs="+", type=Path)
+    parser.add_argument("--data", default=str(ROOT.parent / "shared" / "data" / "fer2013"))
+    parser.add_argument("--zoom", type=float, default=0.92)
+    parser.add_argument("--threads", type=int, default=1)
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    public = select_split(load_dataset(args.data, 48), "val")
+    from emotrace.inference.classifier import read_card
+
+    size = max(int(read_card(p)["input"]["shape"][-1]) for p in args.members)
+    faces = torch.from_numpy(np.stack([resize_face(f, size) for f in public.images])
+                             ).float().div(255).unsqueeze(1)
+    labels = public.labels
+    probs, whole = {}, {}
+    for path in args.members:
+        views = member_views(path, faces, args.zoom)
+        name = path.stem.removeprefix("emotrace-")
+        probs[name], whole[name] = views.mean(0), views[0]
+        print(f"{name:40s} whole {accuracy(views[0], labels):.2%}  four views "
+              f"{accuracy(views.mean(0), labels):.2%}", flush=True)
+    names = list(probs)
+    print(f"\nall {len(names)}, four views, equal weights: "
+          f"{accuracy(np.mean(list(probs.values()), 0), labels):.2%}")
+    for left_out in names:
+        rest = [probs[n] for n in names if n != left_out]
+        print(f"  without {left_out:32s} {accuracy(np.mean(rest, 0), labels):.2%}")
+    print("\ngreedy forward selection (four views, equal weights):")
+    for chosen, acc in greedy_selection(names, probs, labels):
+        print(f"  {acc:.2%}  {' + '.join(chosen)}")
+
+
+if __name__ == "__main__":
+    main()
