@@ -347,3 +347,14 @@ def test_grad_cam_explains_an_ensemble_of_exported_members_with_test_time_views(
     assert np.isfinite(explained.heatmaps).all() and explained.heatmaps.max() <= 1 + 1e-6
     np.testing.assert_allclose(explained.probs, EmotionClassifier(out).predict_faces(faces),
                                atol=1e-5)
+
+
+def test_grad_cam_explains_the_shipped_accurate_ensemble():
+    from emotrace.inference.classifier import EmotionClassifier
+
+    faces = np.stack([np.random.default_rng(i).integers(0, 255, (112, 112), np.uint8)
+                      for i in range(2)])
+    explained = GradCAM("accurate").explain(faces)
+    assert explained.heatmaps.shape == (2, 112, 112)
+    np.testing.assert_allclose(explained.probs, EmotionClassifier("accurate").predict_faces(faces),
+                               atol=1e-5)
