@@ -18,11 +18,11 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from torch.nn import functional as F
 
 from emotrace.data import load_dataset, select_split
 from emotrace.data.images import resize_face
-from emotrace.training.ensemble import load_member
+from emotrace.inference.classifier import read_card
+from emotrace.training.ensemble import EnsembleNet, load_member
 from emotrace.training.export import zoom_view
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -41,18 +41,13 @@ def member_views(path: Path, faces: torch.Tensor, zoom: float) -> np.ndarray:
     if cached.exists():
         return np.load(cached)
     member = load_member(path)
+    # a one-member EnsembleNet resizes each view to the member's input as the export does
+    single = EnsembleNet([member.net], [member.image_size], [1.0]).eval()
     views = [faces, zoom_view(faces, zoom)]
     views += [v.flip(-1) for v in views]
-    out = []
     with torch.no_grad():
-        for view in views:
-            probs = []
-            for batch in view.split(256):
-                if batch.shape[-1] != member.image_size:
-                    batch = F.interpolate(batch, size=(member.image_size,) * 2, mode="bilinear",
-                                          align_corners=False)
-                probs.append(member.net(batch).softmax(dim=1))
-            out.append(torch.cat(probs).numpy())
+        out = [torch.cat([single(batch).exp() for batch in view.split(256)]).numpy()
+               for view in views]
     CACHE.mkdir(parents=True, exist_ok=True)
     np.save(cached, np.stack(out))
     return np.stack(out)
@@ -84,17 +79,15 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     public = select_split(load_dataset(args.data, 48), "val")
-    from emotrace.inference.classifier import read_card
-
     size = max(int(read_card(p)["input"]["shape"][-1]) for p in args.members)
     faces = torch.from_numpy(np.stack([resize_face(f, size) for f in public.images])
                              ).float().div(255).unsqueeze(1)
     labels = public.labels
-    probs, whole = {}, {}
+    probs = {}
     for path in args.members:
         views = member_views(path, faces, args.zoom)
         name = path.stem.removeprefix("emotrace-")
-        probs[name], whole[name] = views.mean(0), views[0]
+        probs[name] = views.mean(0)
         print(f"{name:40s} whole {accuracy(views[0], labels):.2%}  four views "
               f"{accuracy(views.mean(0), labels):.2%}", flush=True)
     names = list(probs)

@@ -3,7 +3,6 @@
 import json
 import subprocess
 import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -12,7 +11,7 @@ torch = pytest.importorskip("torch", reason="needs the train extra")  # the plai
 
 from PIL import Image
 
-from conftest import TESTDATA
+from conftest import REPO, TESTDATA
 from emotrace.evaluation.gradcam import GradCAM, class_mean_heatmaps
 from emotrace.errors import ConfigError
 from emotrace.experiments import load_study, run_study
@@ -335,7 +334,7 @@ def test_grad_cam_explains_an_ensemble_of_exported_members_with_test_time_views(
     from emotrace.inference.classifier import EmotionClassifier, model_path
 
     # exported members carry an Expand onnx2torch cannot convert twice; views batch 4 x faces
-    distilled = Path(__file__).parents[1] / "models" / "distilled" / "emotrace-mobilenetv2-96-distilled.onnx"
+    distilled = REPO / "models" / "distilled" / "emotrace-mobilenetv2-96-distilled.onnx"
     out = build_ensemble([model_path("fast"), distilled], tmp_path / "viewed.onnx",
                          weights="equal", evaluate_splits=(), flip_average=True, zooms=(0.92,))
     faces = np.stack([np.random.default_rng(i).integers(0, 255, (96, 96), np.uint8)
