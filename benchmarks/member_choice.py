@@ -2,12 +2,12 @@
 
 Every candidate member (an exported emotrace ``.onnx`` with its card) classifies each PublicTest
 face through the same graph ``emotrace ensemble --flip --zoom Z`` exports: the face resized to the
-largest member input, the whole face and its central ``Z`` share, each also mirrored, every view
-resized to the member's own input. The four views' probabilities are cached per member file, so
-adding a candidate only costs its own pass. Prints each member's accuracy, the ensemble of all
+largest member input, the whole face and its central ``Z`` share (one view per ``--zoom``), each
+also mirrored, every view resized to the member's own input. Each view's probabilities are cached
+per member file, so adding a candidate or a view only costs its own pass. Prints each member's accuracy, the ensemble of all
 candidates, each leave-one-out ensemble, and greedy forward selection (equal weights).
 
-    python benchmarks/member_choice.py MEMBER.onnx MEMBER.onnx ... [--zoom 0.92]
+    python benchmarks/member_choice.py MEMBER.onnx MEMBER.onnx ... [--zoom 0.92 [--zoom 0.84]]
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from emotrace.data import load_dataset, select_split
 from emotrace.data.images import resize_face
 from emotrace.inference.classifier import read_card
 from emotrace.training.ensemble import EnsembleNet, load_member
-from emotrace.training.export import zoom_view
+from emotrace.training.export import check_zoom, zoom_view
 
 ROOT = Path(__file__).resolve().parents[1]
 CACHE = ROOT / "runs" / "member_choice"
@@ -33,24 +33,28 @@ def file_digest(path: Path) -> str:
     return hashlib.sha1(path.read_bytes()).hexdigest()[:12]
 
 
-def member_views(path: Path, faces: torch.Tensor, zoom: float) -> np.ndarray:
-    """``(4, N, 7)`` probabilities of one member for whole / zoom / mirrored whole / mirrored
-    zoom, cached by the file's content, the input size and the zoom."""
-    key = f"{path.stem}-{file_digest(path)}-{faces.shape[-1]}-{zoom}"
+def view_pair(path: Path, faces: torch.Tensor, zoom: float) -> np.ndarray:
+    """``(2, N, 7)`` probabilities of one member for one view (``zoom`` 1.0: the whole face) and
+    its mirror image, cached by the file's content, the input size and the zoom."""
+    key = f"{path.stem}-{file_digest(path)}-{faces.shape[-1]}-view{zoom}"
     cached = CACHE / f"{key}.npy"
     if cached.exists():
         return np.load(cached)
     member = load_member(path)
     # a one-member EnsembleNet resizes each view to the member's input as the export does
     single = EnsembleNet([member.net], [member.image_size], [1.0]).eval()
-    views = [faces, zoom_view(faces, zoom)]
-    views += [v.flip(-1) for v in views]
+    view = faces if zoom == 1.0 else zoom_view(faces, zoom)
     with torch.no_grad():
-        out = [torch.cat([single(batch).exp() for batch in view.split(256)]).numpy()
-               for view in views]
+        out = np.stack([torch.cat([single(batch).exp() for batch in v.split(256)]).numpy()
+                        for v in (view, view.flip(-1))])
     CACHE.mkdir(parents=True, exist_ok=True)
-    np.save(cached, np.stack(out))
-    return np.stack(out)
+    np.save(cached, out)
+    return out
+
+
+def member_views(path: Path, faces: torch.Tensor, zooms: list[float]) -> np.ndarray:
+    """``(2 * (1 + len(zooms)), N, 7)``: the whole face and each zoom view, each also mirrored."""
+    return np.concatenate([view_pair(path, faces, z) for z in [1.0, *zooms]])
 
 
 def accuracy(probs: np.ndarray, labels: np.ndarray) -> float:
@@ -74,10 +78,15 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("members", nargs="+", type=Path)
     parser.add_argument("--data", default=str(ROOT.parent / "shared" / "data" / "fer2013"))
-    parser.add_argument("--zoom", type=float, default=0.92)
+    parser.add_argument("--zoom", type=float, action="append",
+                        help="a closer central view (repeatable; default: 0.92)")
     parser.add_argument("--threads", type=int, default=1)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
+    zooms = args.zoom or [0.92]
+    for zoom in zooms:
+        check_zoom(zoom)
+    n_views = 2 * (1 + len(zooms))
     public = select_split(load_dataset(args.data, 48), "val")
     size = max(int(read_card(p)["input"]["shape"][-1]) for p in args.members)
     faces = torch.from_numpy(np.stack([resize_face(f, size) for f in public.images])
@@ -85,18 +94,18 @@ def main() -> None:
     labels = public.labels
     probs = {}
     for path in args.members:
-        views = member_views(path, faces, args.zoom)
+        views = member_views(path, faces, zooms)
         name = path.stem.removeprefix("emotrace-")
         probs[name] = views.mean(0)
-        print(f"{name:40s} whole {accuracy(views[0], labels):.2%}  four views "
+        print(f"{name:40s} whole {accuracy(views[0], labels):.2%}  {n_views} views "
               f"{accuracy(views.mean(0), labels):.2%}", flush=True)
     names = list(probs)
-    print(f"\nall {len(names)}, four views, equal weights: "
+    print(f"\nall {len(names)}, {n_views} views, equal weights: "
           f"{accuracy(np.mean(list(probs.values()), 0), labels):.2%}")
     for left_out in names:
         rest = [probs[n] for n in names if n != left_out]
         print(f"  without {left_out:32s} {accuracy(np.mean(rest, 0), labels):.2%}")
-    print("\ngreedy forward selection (four views, equal weights):")
+    print(f"\ngreedy forward selection ({n_views} views, equal weights):")
     for chosen, acc in greedy_selection(names, probs, labels):
         print(f"  {acc:.2%}  {' + '.join(chosen)}")
 
