@@ -5,9 +5,12 @@ face through the same graph ``emotrace ensemble --flip --zoom Z`` exports: the f
 largest member input, the whole face and its central ``Z`` share (one view per ``--zoom``), each
 also mirrored, every view resized to the member's own input. Each view's probabilities are cached
 per member file, so adding a candidate or a view only costs its own pass. Prints each member's accuracy, the ensemble of all
-candidates, each leave-one-out ensemble, and greedy forward selection (equal weights).
+candidates, each leave-one-out ensemble, greedy forward selection (equal weights) and, for each
+``--set`` named in advance, its accuracy and an exact McNemar test against the ``--baseline`` set
+on the same faces.
 
     python benchmarks/member_choice.py MEMBER.onnx MEMBER.onnx ... [--zoom 0.92 [--zoom 0.84]]
+        [--baseline NAME,NAME,NAME --set NAME,NAME ...]   (NAME: file stem without "emotrace-")
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ import torch
 
 from emotrace.data import load_dataset, select_split
 from emotrace.data.images import resize_face
+from emotrace.evaluation.stats import mcnemar_exact, p_text
 from emotrace.inference.classifier import read_card
 from emotrace.training.ensemble import EnsembleNet, load_member
 from emotrace.training.export import check_zoom, zoom_view
@@ -74,6 +78,30 @@ def greedy_selection(names: list[str], probs: dict[str, np.ndarray],
     return steps
 
 
+def member_set(text: str, names: list[str]) -> list[str]:
+    """``"a,b,c"`` as a list of candidate names; exits with the known names on a typo."""
+    chosen = [n.strip() for n in text.split(",") if n.strip()]
+    unknown = [n for n in chosen if n not in names]
+    if unknown or not chosen:
+        raise SystemExit(f"--set/--baseline {text!r}: unknown member(s) {unknown}; "
+                         f"candidates are {', '.join(names)}")
+    return chosen
+
+
+def compare_sets(baseline: list[str], sets: list[list[str]], probs: dict[str, np.ndarray],
+                 labels: np.ndarray) -> None:
+    """Each set's accuracy and an exact McNemar test against the baseline set."""
+    base = np.mean([probs[m] for m in baseline], 0).argmax(-1)
+    print(f"\nbaseline {accuracy(np.mean([probs[m] for m in baseline], 0), labels):.2%}  "
+          f"{' + '.join(baseline)}")
+    for chosen in sets:
+        mean = np.mean([probs[m] for m in chosen], 0)
+        test = mcnemar_exact(labels, mean.argmax(-1), base)
+        print(f"  {accuracy(mean, labels):.2%}  {' + '.join(chosen)}\n"
+              f"          vs baseline: right only here {test.only_a}, only in the baseline "
+              f"{test.only_b}, {p_text(test.p_value)}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("members", nargs="+", type=Path)
@@ -81,12 +109,19 @@ def main() -> None:
     parser.add_argument("--zoom", type=float, action="append",
                         help="a closer central view (repeatable; default: 0.92)")
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--baseline", help="comma-separated member names to compare sets against")
+    parser.add_argument("--set", action="append", default=[], dest="sets",
+                        help="comma-separated member names chosen in advance (repeatable)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     zooms = args.zoom or [0.92]
     for zoom in zooms:
         check_zoom(zoom)
     n_views = 2 * (1 + len(zooms))
+    candidates = [path.stem.removeprefix("emotrace-") for path in args.members]
+    # check the named sets before the long pass over every member
+    baseline = member_set(args.baseline, candidates) if args.baseline else None
+    sets = [member_set(text, candidates) for text in args.sets]
     public = select_split(load_dataset(args.data, 48), "val")
     size = max(int(read_card(p)["input"]["shape"][-1]) for p in args.members)
     faces = torch.from_numpy(np.stack([resize_face(f, size) for f in public.images])
@@ -108,6 +143,8 @@ def main() -> None:
     print(f"\ngreedy forward selection ({n_views} views, equal weights):")
     for chosen, acc in greedy_selection(names, probs, labels):
         print(f"  {acc:.2%}  {' + '.join(chosen)}")
+    if baseline:
+        compare_sets(baseline, sets, probs, labels)
 
 
 if __name__ == "__main__":
