@@ -14,6 +14,9 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+import numpy as np
+
+from emotrace.errors import EmotraceError
 from emotrace.evaluation.evaluate import evaluate
 from emotrace.evaluation.stats import mcnemar_exact, p_text
 from emotrace.inference.classifier import EmotionClassifier
@@ -28,16 +31,20 @@ def main() -> None:
     parser.add_argument("--split", default="val", choices=["val", "test"])
     parser.add_argument("--data", default=str(ROOT.parent / "shared" / "data" / "fer2013"))
     args = parser.parse_args()
-    results = {}
-    for model in (args.model_a, args.model_b):
-        result = evaluate(EmotionClassifier(model), args.data, split=args.split)
-        predictions = result.probs.argmax(-1)
-        results[model] = predictions
-        print(f"{model}: {(predictions == result.labels).mean():.2%} on {args.split} "
-              f"(n = {len(result.labels)})", flush=True)
-    test = mcnemar_exact(result.labels, results[args.model_a], results[args.model_b])
-    print(f"right only by A: {test.only_a}, only by B: {test.only_b}; exact McNemar "
-          f"{p_text(test.p_value)}")
+    try:  # both models load before the first long evaluation, so a typo fails at once
+        classifiers = [EmotionClassifier(m) for m in (args.model_a, args.model_b)]
+        results = [evaluate(c, args.data, split=args.split) for c in classifiers]
+    except EmotraceError as error:
+        raise SystemExit(str(error)) from None
+    labels = results[0].labels
+    if not np.array_equal(labels, results[1].labels):
+        raise SystemExit("the two evaluations saw different faces; nothing to pair")
+    predictions = [r.probs.argmax(-1) for r in results]
+    for model, predicted in zip((args.model_a, args.model_b), predictions):
+        print(f"{model}: {(predicted == labels).mean():.2%} on {args.split} (n = {len(labels)})")
+    test = mcnemar_exact(labels, *predictions)
+    print(f"right only by {args.model_a}: {test.only_a}, only by {args.model_b}: {test.only_b}; "
+          f"exact McNemar {p_text(test.p_value)}")
 
 
 if __name__ == "__main__":

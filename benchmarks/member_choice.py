@@ -3,11 +3,11 @@
 Every candidate member (an exported emotrace ``.onnx`` with its card) classifies each PublicTest
 face through the same graph ``emotrace ensemble --flip --zoom Z`` exports: the face resized to the
 largest member input, the whole face and its central ``Z`` share (one view per ``--zoom``), each
-also mirrored, every view resized to the member's own input. Each view's probabilities are cached
-per member file, so adding a candidate or a view only costs its own pass. Prints each member's accuracy, the ensemble of all
-candidates, each leave-one-out ensemble, greedy forward selection (equal weights) and, for each
-``--set`` named in advance, its accuracy and an exact McNemar test against the ``--baseline`` set
-on the same faces.
+also mirrored, every view resized to the member's own input. Each view's probabilities are
+cached per member file, so adding a candidate or a view only costs its own pass. Prints each
+member's accuracy, the ensemble of all candidates, each leave-one-out ensemble, greedy forward
+selection (equal weights) and, for each ``--set`` named in advance, its accuracy and an exact
+McNemar test against the ``--baseline`` set on the same faces.
 
     python benchmarks/member_choice.py MEMBER.onnx MEMBER.onnx ... [--zoom 0.92 [--zoom 0.84]]
         [--baseline NAME,NAME,NAME --set NAME,NAME ...]   (NAME: file stem without "emotrace-")
@@ -81,11 +81,29 @@ def greedy_selection(names: list[str], probs: dict[str, np.ndarray],
 def member_set(text: str, names: list[str]) -> list[str]:
     """``"a,b,c"`` as a list of candidate names; exits with the known names on a typo."""
     chosen = [n.strip() for n in text.split(",") if n.strip()]
+    if not chosen:
+        raise SystemExit(f"--set/--baseline {text!r} names no member; candidates are "
+                         f"{', '.join(names)}")
     unknown = [n for n in chosen if n not in names]
-    if unknown or not chosen:
-        raise SystemExit(f"--set/--baseline {text!r}: unknown member(s) {unknown}; "
+    if unknown:
+        raise SystemExit(f"--set/--baseline {text!r}: unknown member(s) {', '.join(unknown)}; "
                          f"candidates are {', '.join(names)}")
     return chosen
+
+
+def check_members(paths: list[Path]) -> list[str]:
+    """The candidates' names (file stems without ``emotrace-``), after checking that every
+    file and its card exist and that no two candidates share a name."""
+    for path in paths:
+        if not path.is_file() or not path.with_suffix(".json").is_file():
+            raise SystemExit(f"{path}: no such model file with its card "
+                             f"({path.with_suffix('.json').name}); export a run with "
+                             "'emotrace export RUN --out FILE.onnx'")
+    names = [path.stem.removeprefix("emotrace-") for path in paths]
+    repeated = sorted({n for n in names if names.count(n) > 1})
+    if repeated:
+        raise SystemExit(f"two candidates share the name {', '.join(repeated)}: rename one file")
+    return names
 
 
 def compare_sets(baseline: list[str], sets: list[list[str]], probs: dict[str, np.ndarray],
@@ -113,12 +131,14 @@ def main() -> None:
     parser.add_argument("--set", action="append", default=[], dest="sets",
                         help="comma-separated member names chosen in advance (repeatable)")
     args = parser.parse_args()
+    if args.sets and not args.baseline:
+        parser.error("--set needs --baseline (the set each one is tested against)")
     torch.set_num_threads(args.threads)
     zooms = args.zoom or [0.92]
     for zoom in zooms:
         check_zoom(zoom)
     n_views = 2 * (1 + len(zooms))
-    candidates = [path.stem.removeprefix("emotrace-") for path in args.members]
+    candidates = check_members(args.members)
     # check the named sets before the long pass over every member
     baseline = member_set(args.baseline, candidates) if args.baseline else None
     sets = [member_set(text, candidates) for text in args.sets]
@@ -128,9 +148,8 @@ def main() -> None:
                              ).float().div(255).unsqueeze(1)
     labels = public.labels
     probs = {}
-    for path in args.members:
+    for path, name in zip(args.members, candidates):
         views = member_views(path, faces, zooms)
-        name = path.stem.removeprefix("emotrace-")
         probs[name] = views.mean(0)
         print(f"{name:40s} whole {accuracy(views[0], labels):.2%}  {n_views} views "
               f"{accuracy(views.mean(0), labels):.2%}", flush=True)
