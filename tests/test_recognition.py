@@ -183,16 +183,15 @@ def test_bad_every_options_are_refused(options):
         Recognizer(**options)
 
 
-def test_stopping_a_video_early_stops_its_reader_thread(panning_video):
+def test_stopping_a_video_early_waits_for_its_reader_thread(panning_video):
     import threading
 
     results = Recognizer().predict(panning_video, stream=True)
     next(results)
     results.close()
-    for thread in threading.enumerate():
-        if thread.name.startswith("emotrace-decode"):
-            thread.join(timeout=5)
-            assert not thread.is_alive()
+    # gone when close() returns: a reader left inside OpenCV when Python exits (Ctrl-C) aborted
+    # the process ("terminate called without an active exception") instead of exiting with 130
+    assert not [t for t in threading.enumerate() if t.name.startswith("emotrace-decode")]
 
 
 def test_framing_square_crop_pads_at_the_edges():

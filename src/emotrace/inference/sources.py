@@ -257,10 +257,16 @@ class VideoSource(OpenSource):
                                            f"({why}); results cover the frames read")
 
     def close(self) -> None:
-        """Stop reading; the reader thread, when there is one, releases the capture."""
+        """Stop reading and wait for the reader thread, when there is one, to release the
+        capture."""
         self._stop.set()
         if self._reader is None:
             self.capture.release()
+        elif self._reader is not threading.current_thread():
+            # A thread still inside OpenCV when the interpreter exits (Ctrl-C) aborts the whole
+            # process ("terminate called without an active exception"); one grab is bounded by
+            # the read timeout.
+            self._reader.join(timeout=self.timeout + 1)
 
 
 @dataclass(frozen=True)
