@@ -196,3 +196,13 @@ def test_distillation_learns_from_the_teachers_soft_targets(fer_slice, tmp_path)
     assert card["distillation"] == {
         "teacher": "fast", "soft_target_weight": 1.0, "temperature": config.distill_temperature,
         "teacher_sha1": hashlib.sha1(model_path("fast").read_bytes()).hexdigest()}
+
+
+def test_every_shipped_preset_is_a_valid_recipe():
+    from emotrace.training.config import list_presets
+
+    names = list_presets()
+    assert {"mobilenetv2-fer2013-cpu", "mobilenetv2-96-distilled"} <= set(names)
+    for name in names:  # a misspelt option or value in a preset fails here, not hours into a run
+        config = load_config(name)
+        assert config.epochs >= 1 and config.image_size >= 32, name
