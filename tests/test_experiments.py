@@ -4,6 +4,7 @@ import json
 import subprocess
 import sys
 
+import cv2
 import numpy as np
 import pytest
 
@@ -256,6 +257,36 @@ def test_ensemble_of_exported_onnx_models_averages_their_raw_probabilities(tmp_p
                       for i in range(4)])
     mirrored = (single.predict_faces(faces) + single.predict_faces(faces[:, :, ::-1].copy())) / 2
     np.testing.assert_allclose(EmotionClassifier(out).predict_faces(faces), mirrored, atol=1e-4)
+
+
+def test_half_weights_halve_the_file_and_keep_the_probabilities(tmp_path):
+    from emotrace.inference.classifier import EmotionClassifier, model_path
+    from emotrace.training.ensemble import ExportedMember, build_ensemble
+
+    fast = model_path("fast")
+    full, half = (build_ensemble([fast, fast], tmp_path / f"{name}.onnx", weights="equal",
+                                 evaluate_splits=(), half_weights=name == "half")
+                  for name in ("full", "half"))
+    assert half.stat().st_size < 0.55 * full.stat().st_size
+    card = json.loads(half.with_suffix(".json").read_text())
+    assert card["weights_storage"].startswith("float16")
+    faces = np.stack([np.random.default_rng(i).integers(0, 255, (96, 96), np.uint8)
+                      for i in range(4)])
+    np.testing.assert_allclose(EmotionClassifier(half).predict_faces(faces),
+                               EmotionClassifier(full).predict_faces(faces), atol=2e-3)
+    # torch (Grad-CAM, ensembles as members) reads the shipped float16 weights back as float32
+    accurate = model_path("accurate")
+    assert json.loads(accurate.with_suffix(".json").read_text())["weights_storage"].startswith(
+        "float16")
+    member = ExportedMember(accurate)
+    assert all(p.dtype == torch.float32 for p in member.parameters())
+    raw = EmotionClassifier(accurate, card={k: v for k, v in json.loads(
+        accurate.with_suffix(".json").read_text()).items() if k != "calibration"})
+    big = np.stack([cv2.resize(f, (112, 112), interpolation=cv2.INTER_AREA) for f in faces])
+    with torch.no_grad():
+        np.testing.assert_allclose(
+            member(torch.from_numpy(big[:, None] / 255).float()).exp().numpy(),
+            raw.predict_faces(big), atol=1e-4)
 
 
 def test_frozen_parameters_count_what_never_trained():

@@ -208,7 +208,7 @@ def ensemble(args: argparse.Namespace) -> int:
     out = build_ensemble(args.runs, args.out, weights=_parse_weights(args.weights), name=args.name,
                          evaluate_splits=("val", "test") if args.test else ("val",),
                          command=recorded_command(args), flip_average=args.flip,
-                         zooms=sorted(set(args.zoom)))
+                         zooms=sorted(set(args.zoom)), half_weights=args.half_weights)
     card = json.loads(out.with_suffix(".json").read_text())
     for member in card["ensemble"]["members"]:
         print(f"  {member.get('run') or member['model']}: val {member['val_acc']:.2%}, "

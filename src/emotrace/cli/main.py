@@ -161,6 +161,8 @@ def build_parser() -> argparse.ArgumentParser:
                                "(0.5 <= Z < 1, e.g. 0.92), resized back; repeat for more views")
     ensemble.add_argument("--test", action="store_true",
                           help="also measure the test split (PrivateTest) for the card")
+    ensemble.add_argument("--half-weights", action="store_true",
+                          help="store the weights as float16: half the file, computed in float32")
     ensemble.set_defaults(run=_run("ensemble"))
 
     explain = sub.add_parser("explain", help="Grad-CAM heatmaps and class probabilities of faces",

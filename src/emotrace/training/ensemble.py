@@ -17,7 +17,8 @@ from torch.nn import functional as F
 
 from emotrace.errors import ConfigError, NotFoundError
 from emotrace.evaluation.convergence import read_history, trained_epochs
-from emotrace.training.export import card_io, check_zoom, export_onnx, write_card
+from emotrace.training.export import (card_io, check_zoom, export_onnx, float32_weights,
+                                      write_card)
 from emotrace.training.fit import load_module
 
 WEIGHT_SCHEMES = ("rank", "equal")
@@ -89,7 +90,8 @@ class ExportedMember(nn.Module):
                               f"({error})") from None
         import onnx
 
-        self.net = convert(broadcast_instead_of_expand(onnx.load(str(path)))).eval()
+        self.net = convert(float32_weights(broadcast_instead_of_expand(onnx.load(str(path))))
+                           ).eval()
 
     def forward(self, faces: torch.Tensor) -> torch.Tensor:
         return torch.log(self.net(faces) + 1e-12)
@@ -175,14 +177,15 @@ def build_ensemble(runs: Sequence[str | Path], out: str | Path,
                    weights: str | Sequence[float] = "rank", name: str | None = None,
                    evaluate_splits: Sequence[str] = ("val",), command: str | None = None,
                    flip_average: bool = False, predictions: Path | None = None,
-                   data: str | None = None, zooms: Sequence[float] = ()) -> Path:
+                   data: str | None = None, zooms: Sequence[float] = (),
+                   half_weights: bool = False) -> Path:
     """Export the ensemble of ``runs`` (training run folders or exported ``.onnx`` models) to
     ``out`` (.onnx) with its card: members, their validation accuracies and weights, and the
     ensemble's metrics on ``evaluate_splits`` measured on the exported file. ``flip_average``
     also averages each face's mirror image, ``zooms`` closer central crops of it (each a
     share of the face's side). ``predictions``: write per-image predictions of
     ``evaluate_splits`` there (paired tests). ``data``: the dataset to measure on (default: the
-    members' training data)."""
+    members' training data). ``half_weights``: store the weights as float16 (half the file)."""
     if len(runs) < 2:
         raise ConfigError("an ensemble needs at least two members")
     for zoom in zooms:
@@ -196,7 +199,8 @@ def build_ensemble(runs: Sequence[str | Path], out: str | Path,
     size = max(m.image_size for m in members)
     net = EnsembleNet([m.net for m in members], [m.image_size for m in members], w)
     out = Path(out)
-    export_onnx(net.eval(), out, size, flip_average=flip_average, zooms=zooms)
+    export_onnx(net.eval(), out, size, flip_average=flip_average, zooms=zooms,
+                half_weights=half_weights)
     data = data or next((m.data for m in members if m.data), None)
     card: dict[str, Any] = {
         "name": name or out.stem,
@@ -204,6 +208,7 @@ def build_ensemble(runs: Sequence[str | Path], out: str | Path,
         **card_io(size, members[0].scaling),
         "flip_average": flip_average,
         "zoom_views": list(zooms),
+        "weights_storage": "float16, computed in float32" if half_weights else "float32",
         "backbone": "ensemble",
         "data": data,
         "ensemble": {

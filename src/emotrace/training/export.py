@@ -64,9 +64,10 @@ def check_zoom(zoom: float) -> None:
 
 
 def export_onnx(net: nn.Module, path: str | Path, image_size: int, flip_average: bool,
-                zooms: Sequence[float] = ()) -> Path:
+                zooms: Sequence[float] = (), half_weights: bool = False) -> Path:
     """Write ``net`` as an ONNX file with a dynamic batch axis (input ``faces``, output ``probs``),
-    then check that onnxruntime reproduces torch's probabilities on a random batch."""
+    then check that onnxruntime reproduces torch's probabilities on a random batch.
+    ``half_weights`` stores the weights as float16 (half the file; computed in float32)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     net = net.to(memory_format=torch.contiguous_format)
@@ -77,8 +78,60 @@ def export_onnx(net: nn.Module, path: str | Path, image_size: int, flip_average:
                           output_names=["probs"], dynamic_axes={"faces": {0: "batch"},
                                                                 "probs": {0: "batch"}},
                           opset_version=17, dynamo=False)
+        if half_weights:
+            store_weights_as_float16(tmp)
         _check_export(tmp, wrapper, example)
     return path
+
+
+#: Smaller tensors (biases, normalisation constants) stay float32: they weigh nothing.
+HALF_MIN_SIZE = 1024
+_HALF_SUFFIX = "::float16"
+
+
+def store_weights_as_float16(path: Path) -> None:
+    """Rewrite the ONNX file at ``path`` with its large float32 weights stored as float16, each
+    cast back to float32 by a ``Cast`` node: half the file, the same float32 arithmetic
+    (onnxruntime folds the casts when it loads the model)."""
+    import numpy as np
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    model = onnx.load(str(path))
+    graph, casts, kept = model.graph, [], []
+    for tensor in graph.initializer:
+        array = numpy_helper.to_array(tensor)
+        if (tensor.data_type != TensorProto.FLOAT or array.size < HALF_MIN_SIZE
+                or np.abs(array).max() > np.finfo(np.float16).max):
+            kept.append(tensor)
+            continue
+        half = tensor.name + _HALF_SUFFIX
+        kept.append(numpy_helper.from_array(array.astype(np.float16), half))
+        casts.append(helper.make_node("Cast", [half], [tensor.name], to=TensorProto.FLOAT))
+    del graph.initializer[:]
+    graph.initializer.extend(kept)
+    nodes = casts + list(graph.node)  # the casts first keep the nodes in topological order
+    del graph.node[:]
+    graph.node.extend(nodes)
+    onnx.checker.check_model(model)
+    onnx.save(model, str(path))
+
+
+def float32_weights(model: Any) -> Any:
+    """Undo :func:`store_weights_as_float16` on a loaded ONNX model (onnx2torch wants weights
+    as initializers, not as the outputs of casts); other models are returned unchanged."""
+    from onnx import numpy_helper
+
+    graph = model.graph
+    halves = {t.name: t for t in graph.initializer if t.name.endswith(_HALF_SUFFIX)}
+    casts = [n for n in graph.node if n.op_type == "Cast" and n.input[0] in halves]
+    for cast in casts:
+        array = numpy_helper.to_array(halves.pop(cast.input[0])).astype("float32")
+        graph.initializer.append(numpy_helper.from_array(array, cast.output[0]))
+        graph.node.remove(cast)
+    for tensor in [t for t in graph.initializer if t.name.endswith(_HALF_SUFFIX)]:
+        graph.initializer.remove(tensor)
+    return model
 
 
 def _check_export(path: Path, wrapper: nn.Module, example: torch.Tensor) -> None:
