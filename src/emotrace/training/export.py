@@ -125,12 +125,13 @@ def float32_weights(model: Any) -> Any:
     graph = model.graph
     halves = {t.name: t for t in graph.initializer if t.name.endswith(_HALF_SUFFIX)}
     casts = [n for n in graph.node if n.op_type == "Cast" and n.input[0] in halves]
-    for cast in casts:
-        array = numpy_helper.to_array(halves.pop(cast.input[0])).astype("float32")
-        graph.initializer.append(numpy_helper.from_array(array, cast.output[0]))
-        graph.node.remove(cast)
-    for tensor in [t for t in graph.initializer if t.name.endswith(_HALF_SUFFIX)]:
-        graph.initializer.remove(tensor)
+    restored = [numpy_helper.from_array(numpy_helper.to_array(halves[c.input[0]]).astype("float32"),
+                                        c.output[0]) for c in casts]
+    kept = [t for t in graph.initializer if t.name not in halves] + restored
+    nodes = [n for n in graph.node if not (n.op_type == "Cast" and n.input[0] in halves)]
+    del graph.initializer[:], graph.node[:]
+    graph.initializer.extend(kept)
+    graph.node.extend(nodes)
     return model
 
 
