@@ -39,7 +39,7 @@ def main() -> None:
     labels = results[0].labels
     if not np.array_equal(labels, results[1].labels):
         raise SystemExit("the two evaluations saw different faces; nothing to pair")
-    predictions = [r.probs.argmax(-1) for r in results]
+    predictions = [r.predictions for r in results]
     for model, predicted in zip((args.model_a, args.model_b), predictions):
         print(f"{model}: {(predicted == labels).mean():.2%} on {args.split} (n = {len(labels)})")
     test = mcnemar_exact(labels, *predictions)

@@ -24,23 +24,26 @@ import torch
 
 from emotrace.data import load_dataset, select_split
 from emotrace.data.images import resize_face
+from emotrace.errors import EmotraceError
 from emotrace.evaluation.stats import mcnemar_exact, p_text
 from emotrace.inference.classifier import read_card
 from emotrace.training.ensemble import EnsembleNet, load_member
 from emotrace.training.export import check_zoom, zoom_view
+from emotrace.utils import atomic_path
 
 ROOT = Path(__file__).resolve().parents[1]
 CACHE = ROOT / "runs" / "member_choice"
 
 
-def file_digest(path: Path) -> str:
-    return hashlib.sha1(path.read_bytes()).hexdigest()[:12]
+def digest(data: bytes) -> str:
+    return hashlib.sha1(data).hexdigest()[:12]
 
 
-def view_pair(path: Path, faces: torch.Tensor, zoom: float) -> np.ndarray:
+def view_pair(path: Path, faces: torch.Tensor, zoom: float, faces_key: str) -> np.ndarray:
     """``(2, N, 7)`` probabilities of one member for one view (``zoom`` 1.0: the whole face) and
-    its mirror image, cached by the file's content, the input size and the zoom."""
-    key = f"{path.stem}-{file_digest(path)}-{faces.shape[-1]}-view{zoom}"
+    its mirror image, cached by the file's content, the faces (``faces_key``: a digest of the
+    split's images and labels), the input size and the zoom."""
+    key = f"{path.stem}-{digest(path.read_bytes())}-{faces_key}-{faces.shape[-1]}-view{zoom}"
     cached = CACHE / f"{key}.npy"
     if cached.exists():
         return np.load(cached)
@@ -52,13 +55,15 @@ def view_pair(path: Path, faces: torch.Tensor, zoom: float) -> np.ndarray:
         out = np.stack([torch.cat([single(batch).exp() for batch in v.split(256)]).numpy()
                         for v in (view, view.flip(-1))])
     CACHE.mkdir(parents=True, exist_ok=True)
-    np.save(cached, out)
+    with atomic_path(cached) as tmp:  # a run stopped mid-write leaves no broken cache file
+        np.save(tmp, out)
     return out
 
 
-def member_views(path: Path, faces: torch.Tensor, zooms: list[float]) -> np.ndarray:
+def member_views(path: Path, faces: torch.Tensor, zooms: list[float],
+                 faces_key: str) -> np.ndarray:
     """``(2 * (1 + len(zooms)), N, 7)``: the whole face and each zoom view, each also mirrored."""
-    return np.concatenate([view_pair(path, faces, z) for z in [1.0, *zooms]])
+    return np.concatenate([view_pair(path, faces, z, faces_key) for z in [1.0, *zooms]])
 
 
 def accuracy(probs: np.ndarray, labels: np.ndarray) -> float:
@@ -88,6 +93,9 @@ def member_set(text: str, names: list[str]) -> list[str]:
     if unknown:
         raise SystemExit(f"--set/--baseline {text!r}: unknown member(s) {', '.join(unknown)}; "
                          f"candidates are {', '.join(names)}")
+    if len(set(chosen)) < len(chosen):
+        raise SystemExit(f"--set/--baseline {text!r} names a member twice; an ensemble has each "
+                         "member once")
     return chosen
 
 
@@ -109,9 +117,9 @@ def check_members(paths: list[Path]) -> list[str]:
 def compare_sets(baseline: list[str], sets: list[list[str]], probs: dict[str, np.ndarray],
                  labels: np.ndarray) -> None:
     """Each set's accuracy and an exact McNemar test against the baseline set."""
-    base = np.mean([probs[m] for m in baseline], 0).argmax(-1)
-    print(f"\nbaseline {accuracy(np.mean([probs[m] for m in baseline], 0), labels):.2%}  "
-          f"{' + '.join(baseline)}")
+    base_probs = np.mean([probs[m] for m in baseline], 0)
+    base = base_probs.argmax(-1)
+    print(f"\nbaseline {accuracy(base_probs, labels):.2%}  {' + '.join(baseline)}")
     for chosen in sets:
         mean = np.mean([probs[m] for m in chosen], 0)
         test = mcnemar_exact(labels, mean.argmax(-1), base)
@@ -134,7 +142,15 @@ def main() -> None:
     if args.sets and not args.baseline:
         parser.error("--set needs --baseline (the set each one is tested against)")
     torch.set_num_threads(args.threads)
-    zooms = args.zoom or [0.92]
+    try:
+        choose(args)
+    except EmotraceError as error:
+        raise SystemExit(str(error)) from None
+
+
+def choose(args: argparse.Namespace) -> None:
+    # the same views as the export, which keeps each zoom once
+    zooms = sorted(set(args.zoom or [0.92]))
     for zoom in zooms:
         check_zoom(zoom)
     n_views = 2 * (1 + len(zooms))
@@ -147,9 +163,10 @@ def main() -> None:
     faces = torch.from_numpy(np.stack([resize_face(f, size) for f in public.images])
                              ).float().div(255).unsqueeze(1)
     labels = public.labels
+    faces_key = digest(np.ascontiguousarray(public.images).tobytes() + labels.tobytes())
     probs = {}
     for path, name in zip(args.members, candidates):
-        views = member_views(path, faces, zooms)
+        views = member_views(path, faces, zooms, faces_key)
         probs[name] = views.mean(0)
         print(f"{name:40s} whole {accuracy(views[0], labels):.2%}  {n_views} views "
               f"{accuracy(views.mean(0), labels):.2%}", flush=True)

@@ -259,6 +259,22 @@ def test_ensemble_of_exported_onnx_models_averages_their_raw_probabilities(tmp_p
     np.testing.assert_allclose(EmotionClassifier(out).predict_faces(faces), mirrored, atol=1e-4)
 
 
+def test_a_build_that_fails_while_measuring_leaves_the_old_model_and_card(tmp_path):
+    from emotrace.errors import EmotraceError
+    from emotrace.inference.classifier import model_path
+    from emotrace.training.ensemble import build_ensemble
+
+    fast = model_path("fast")
+    out = build_ensemble([fast, fast], tmp_path / "ens.onnx", weights="equal",
+                         evaluate_splits=())
+    before = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
+    assert set(before) == {"ens.onnx", "ens.json"}
+    with pytest.raises(EmotraceError):  # the card cannot be measured: no such dataset
+        build_ensemble([fast, fast], out, weights="rank", evaluate_splits=("val",),
+                       data=str(tmp_path / "no-such-data"))
+    assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == before
+
+
 def test_half_weights_halve_the_file_and_keep_the_probabilities(tmp_path):
     from emotrace.inference.classifier import EmotionClassifier, model_path
     from emotrace.training.ensemble import ExportedMember, build_ensemble
@@ -279,7 +295,8 @@ def test_half_weights_halve_the_file_and_keep_the_probabilities(tmp_path):
     assert json.loads(accurate.with_suffix(".json").read_text())["weights_storage"].startswith(
         "float16")
     member = ExportedMember(accurate)
-    assert all(p.dtype == torch.float32 for p in member.parameters())
+    params = list(member.parameters())
+    assert params and all(p.dtype == torch.float32 for p in params)
     raw = EmotionClassifier(accurate, card={k: v for k, v in json.loads(
         accurate.with_suffix(".json").read_text()).items() if k != "calibration"})
     big = np.stack([cv2.resize(f, (112, 112), interpolation=cv2.INTER_AREA) for f in faces])

@@ -186,12 +186,17 @@ def test_bad_every_options_are_refused(options):
 def test_stopping_a_video_early_waits_for_its_reader_thread(panning_video):
     import threading
 
+    def readers() -> set[threading.Thread]:
+        return {t for t in threading.enumerate() if t.name.startswith("emotrace-decode")}
+
+    before = readers()  # another test's reader still winding down is not this test's business
     results = Recognizer().predict(panning_video, stream=True)
     next(results)
+    assert readers() - before
     results.close()
     # gone when close() returns: a reader left inside OpenCV when Python exits (Ctrl-C) aborted
     # the process ("terminate called without an active exception") instead of exiting with 130
-    assert not [t for t in threading.enumerate() if t.name.startswith("emotrace-decode")]
+    assert not readers() - before
 
 
 def test_framing_square_crop_pads_at_the_edges():

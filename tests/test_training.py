@@ -7,7 +7,9 @@ import pytest
 
 torch = pytest.importorskip("torch", reason="needs the train extra")  # the plain install skips
 
+from emotrace.errors import ConfigError
 from emotrace.evaluation import read_history
+from emotrace.models import BACKBONES
 from emotrace.inference.classifier import model_path
 from emotrace.training import export_run, load_config, load_module, train
 
@@ -206,3 +208,6 @@ def test_every_shipped_preset_is_a_valid_recipe():
     for name in names:  # a misspelt option or value in a preset fails here, not hours into a run
         config = load_config(name)
         assert config.epochs >= 1 and config.image_size >= 32, name
+        assert config.model in BACKBONES, name
+    with pytest.raises(ConfigError, match="scheduler: 'onecylce' is not one of"):
+        load_config("mobilenetv2-fer2013-cpu", scheduler="onecylce")

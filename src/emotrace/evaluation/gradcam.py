@@ -34,7 +34,7 @@ def _torch_model(path: Path) -> nn.Module:
     except ImportError as error:
         raise ImportError("Grad-CAM needs torch, onnx and onnx2torch: "
                           "pip install 'emotrace[train]'") from error
-    from emotrace.training.export import float32_weights
+    from emotrace.models.onnx_weights import float32_weights
 
     return convert(float32_weights(onnx.load(str(path)))).eval()
 

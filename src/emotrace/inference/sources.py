@@ -28,6 +28,8 @@ VIDEO_SUFFIXES = {".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpe
                   ".gif"}
 #: A stream or camera that delivers no frame for this long is reported as stalled.
 DEFAULT_TIMEOUT_S = 10.0
+#: Longest wait, when a video is closed early, for its reader thread to leave OpenCV.
+CLOSE_WAIT_S = 3.0
 
 
 class SourceError(Exception):
@@ -264,9 +266,10 @@ class VideoSource(OpenSource):
             self.capture.release()
         elif self._reader is not threading.current_thread():
             # A thread still inside OpenCV when the interpreter exits (Ctrl-C) aborts the whole
-            # process ("terminate called without an active exception"); one grab is bounded by
-            # the read timeout.
-            self._reader.join(timeout=self.timeout + 1)
+            # process ("terminate called without an active exception"). A file's grab takes
+            # milliseconds; a stalled stream's is bounded by the read timeout, a camera's by
+            # nothing: wait a few seconds at most, so Ctrl-C never hangs for long.
+            self._reader.join(timeout=min(self.timeout, CLOSE_WAIT_S))
 
 
 @dataclass(frozen=True)

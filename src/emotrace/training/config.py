@@ -14,6 +14,13 @@ from emotrace.errors import ConfigError
 from emotrace.data.transforms import AugmentConfig
 
 
+#: The options that take one of a few words, and those words.
+CHOICES = {"split": ("official", "stratified"), "subset_splits": ("all", "train"),
+           "scaling": ("fixed", "minmax"), "balance": ("none", "sampler", "weights"),
+           "optimizer": ("adam", "adamw", "sgd"),
+           "scheduler": ("onecycle", "cosine", "plateau", "none")}
+
+
 @dataclass
 class TrainConfig:
     """Everything a run depends on; saved next to its checkpoints as ``config.yaml``."""
@@ -59,6 +66,10 @@ class TrainConfig:
         if isinstance(self.augment, dict):
             self.augment = AugmentConfig(**{k: tuple(v) if isinstance(v, list) else v
                                             for k, v in self.augment.items()})
+        for option, allowed in CHOICES.items():
+            if getattr(self, option) not in allowed:
+                raise ConfigError(f"{option}: {getattr(self, option)!r} is not one of "
+                                  f"{', '.join(allowed)}")
         if not 0.0 <= self.distill_weight <= 1.0 or self.distill_temperature <= 0:
             raise ConfigError("distill_weight must be in [0, 1] and distill_temperature > 0")
         if self.freeze_epochs and self.scheduler == "onecycle":

@@ -17,7 +17,8 @@ from torch.nn import functional as F
 
 from emotrace.errors import ConfigError, NotFoundError
 from emotrace.evaluation.convergence import read_history, trained_epochs
-from emotrace.training.export import (card_io, check_zoom, export_onnx, float32_weights,
+from emotrace.models.onnx_weights import float32_weights
+from emotrace.training.export import (card_io, check_zoom, export_onnx, model_with_card,
                                       write_card)
 from emotrace.training.fit import load_module
 
@@ -199,8 +200,19 @@ def build_ensemble(runs: Sequence[str | Path], out: str | Path,
     size = max(m.image_size for m in members)
     net = EnsembleNet([m.net for m in members], [m.image_size for m in members], w)
     out = Path(out)
-    export_onnx(net.eval(), out, size, flip_average=flip_average, zooms=zooms,
-                half_weights=half_weights)
+    with model_with_card(out) as staged:
+        export_onnx(net.eval(), staged, size, flip_average=flip_average, zooms=zooms,
+                    half_weights=half_weights)
+        _write_ensemble_card(members, w, weights, out, staged, size, name, command, flip_average,
+                             zooms, half_weights, data, evaluate_splits, predictions)
+    return out
+
+
+def _write_ensemble_card(members: Sequence[Member], w: np.ndarray,
+                         weights: str | Sequence[float], out: Path, staged: Path, size: int,
+                         name: str | None, command: str | None, flip_average: bool,
+                         zooms: Sequence[float], half_weights: bool, data: str | None,
+                         evaluate_splits: Sequence[str], predictions: Path | None) -> None:
     data = data or next((m.data for m in members if m.data), None)
     card: dict[str, Any] = {
         "name": name or out.stem,
@@ -220,4 +232,4 @@ def build_ensemble(runs: Sequence[str | Path], out: str | Path,
         "export_command": command,
         "metrics": {},
     }
-    return write_card(out, card, data, evaluate_splits, predictions=predictions)
+    write_card(staged, card, data, evaluate_splits, predictions=predictions)

@@ -1,0 +1,57 @@
+"""Storing an ONNX model's weights as float16 and reading them back as float32 (with onnx
+alone: Grad-CAM and ensemble members read them without the training stack)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+#: Smaller tensors (biases, normalisation constants) stay float32: they weigh nothing.
+HALF_MIN_SIZE = 1024
+_HALF_SUFFIX = "::float16"
+
+
+def store_weights_as_float16(path: Path) -> None:
+    """Rewrite the ONNX file at ``path`` with its large float32 weights stored as float16, each
+    cast back to float32 by a ``Cast`` node: half the file, float32 arithmetic on weights rounded
+    to float16 (onnxruntime folds the casts when it loads the model)."""
+    import numpy as np
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    model = onnx.load(str(path))
+    graph, casts, kept = model.graph, [], []
+    for tensor in graph.initializer:
+        array = numpy_helper.to_array(tensor)
+        if (tensor.data_type != TensorProto.FLOAT or array.size < HALF_MIN_SIZE
+                or np.abs(array).max() > np.finfo(np.float16).max):
+            kept.append(tensor)
+            continue
+        half = tensor.name + _HALF_SUFFIX
+        kept.append(numpy_helper.from_array(array.astype(np.float16), half))
+        casts.append(helper.make_node("Cast", [half], [tensor.name], to=TensorProto.FLOAT))
+    del graph.initializer[:]
+    graph.initializer.extend(kept)
+    nodes = casts + list(graph.node)  # the casts first keep the nodes in topological order
+    del graph.node[:]
+    graph.node.extend(nodes)
+    onnx.checker.check_model(model)
+    onnx.save(model, str(path))
+
+
+def float32_weights(model: Any) -> Any:
+    """Undo :func:`store_weights_as_float16` on a loaded ONNX model (onnx2torch wants weights
+    as initializers, not as the outputs of casts); other models are returned unchanged."""
+    from onnx import numpy_helper
+
+    graph = model.graph
+    halves = {t.name: t for t in graph.initializer if t.name.endswith(_HALF_SUFFIX)}
+    casts = [n for n in graph.node if n.op_type == "Cast" and n.input[0] in halves]
+    restored = [numpy_helper.from_array(numpy_helper.to_array(halves[c.input[0]]).astype("float32"),
+                                        c.output[0]) for c in casts]
+    kept = [t for t in graph.initializer if t.name not in halves] + restored
+    nodes = [n for n in graph.node if not (n.op_type == "Cast" and n.input[0] in halves)]
+    del graph.initializer[:], graph.node[:]
+    graph.initializer.extend(kept)
+    graph.node.extend(nodes)
+    return model
