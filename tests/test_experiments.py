@@ -275,6 +275,28 @@ def test_a_build_that_fails_while_measuring_leaves_the_old_model_and_card(tmp_pa
     assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == before
 
 
+def test_an_ensemble_of_one_file_twice_can_be_a_member_itself(tmp_path):
+    from emotrace.inference.classifier import EmotionClassifier, model_path
+    from emotrace.training.ensemble import build_ensemble
+
+    fast = model_path("fast")
+    # the exporter stores the shared weights once, the second member's as Identity nodes
+    twice = build_ensemble([fast, fast], tmp_path / "twice.onnx", weights="equal",
+                           evaluate_splits=())
+    card = json.loads(twice.with_suffix(".json").read_text())
+    card["metrics"]["val"] = {"accuracy": 0.6}  # a member's card has it; not measured here
+    twice.with_suffix(".json").write_text(json.dumps(card))
+    nested = build_ensemble([twice, fast], tmp_path / "nested.onnx", weights="equal",
+                            evaluate_splits=())
+    faces = np.stack([np.random.default_rng(i).integers(0, 255, (96, 96), np.uint8)
+                      for i in range(4)])
+    uncalibrated = {k: v for k, v in json.loads(fast.with_suffix(".json").read_text()).items()
+                    if k != "calibration"}
+    np.testing.assert_allclose(EmotionClassifier(nested).predict_faces(faces),
+                               EmotionClassifier(fast, card=uncalibrated).predict_faces(faces),
+                               atol=1e-4)
+
+
 def test_half_weights_halve_the_file_and_keep_the_probabilities(tmp_path):
     from emotrace.inference.classifier import EmotionClassifier, model_path
     from emotrace.training.ensemble import ExportedMember, build_ensemble

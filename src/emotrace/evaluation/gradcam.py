@@ -34,9 +34,9 @@ def _torch_model(path: Path) -> nn.Module:
     except ImportError as error:
         raise ImportError("Grad-CAM needs torch, onnx and onnx2torch: "
                           "pip install 'emotrace[train]'") from error
-    from emotrace.models.onnx_weights import float32_weights
+    from emotrace.models.onnx_weights import weights_as_initializers
 
-    return convert(float32_weights(onnx.load(str(path)))).eval()
+    return convert(weights_as_initializers(onnx.load(str(path)))).eval()
 
 
 class GradCAM:

@@ -55,3 +55,26 @@ def float32_weights(model: Any) -> Any:
     graph.initializer.extend(kept)
     graph.node.extend(nodes)
     return model
+
+
+def shared_weights_as_initializers(model: Any) -> Any:
+    """Give every weight its own initializer: the ONNX exporter stores a weight two members share
+    (an ensemble listing one file twice) once, and names the second use with an ``Identity`` of
+    it, which onnx2torch cannot read as a layer's weight."""
+    graph = model.graph
+    initializers = {t.name: t for t in graph.initializer}
+    aliases = [n for n in graph.node if n.op_type == "Identity" and n.input[0] in initializers]
+    for node in aliases:
+        copy = graph.initializer.add()
+        copy.CopyFrom(initializers[node.input[0]])
+        copy.name = node.output[0]
+    nodes = [n for n in graph.node if not any(n is a for a in aliases)]
+    del graph.node[:]
+    graph.node.extend(nodes)
+    return model
+
+
+def weights_as_initializers(model: Any) -> Any:
+    """An emotrace ONNX model with every weight a float32 initializer of its own, as onnx2torch
+    (Grad-CAM, ensembles of exported models) needs."""
+    return shared_weights_as_initializers(float32_weights(model))

@@ -17,7 +17,7 @@ from torch.nn import functional as F
 
 from emotrace.errors import ConfigError, NotFoundError
 from emotrace.evaluation.convergence import read_history, trained_epochs
-from emotrace.models.onnx_weights import float32_weights
+from emotrace.models.onnx_weights import weights_as_initializers
 from emotrace.training.export import (card_io, check_zoom, export_onnx, model_with_card,
                                       write_card)
 from emotrace.training.fit import load_module
@@ -91,8 +91,8 @@ class ExportedMember(nn.Module):
                               f"({error})") from None
         import onnx
 
-        self.net = convert(float32_weights(broadcast_instead_of_expand(onnx.load(str(path))))
-                           ).eval()
+        model = broadcast_instead_of_expand(onnx.load(str(path)))
+        self.net = convert(weights_as_initializers(model)).eval()
 
     def forward(self, faces: torch.Tensor) -> torch.Tensor:
         return torch.log(self.net(faces) + 1e-12)
