@@ -68,7 +68,8 @@ def shared_weights_as_initializers(model: Any) -> Any:
         copy = graph.initializer.add()
         copy.CopyFrom(initializers[node.input[0]])
         copy.name = node.output[0]
-    nodes = [n for n in graph.node if not any(n is a for a in aliases)]
+    copied = {node.output[0] for node in aliases}
+    nodes = [n for n in graph.node if not (n.op_type == "Identity" and n.output[0] in copied)]
     del graph.node[:]
     graph.node.extend(nodes)
     return model
