@@ -21,6 +21,7 @@ from emotrace.models import BACKBONES
 from emotrace.training.callbacks import HistoryWriter, TwoPhaseFinetuning
 from emotrace.training.config import TrainConfig
 from emotrace.training.module import EmotionModule, network_weights, read_checkpoint
+from emotrace.training.onnx_init import is_onnx_source, start_from_onnx
 from emotrace.utils import atomic_path, progress
 
 log = logging.getLogger(__name__)
@@ -64,6 +65,14 @@ def teacher_targets(teacher: str, images: np.ndarray, cache: Path) -> np.ndarray
     with atomic_path(stamp) as tmp:
         tmp.write_text(json.dumps(identity))
     return probs
+
+
+def _training_faces(datamodule: FERDataModule, count: int = 2048) -> torch.Tensor:
+    """``count`` un-augmented training faces spread over the split (its files are grouped by
+    class), as the network sees them."""
+    dataset = datamodule.train_eval_dataloader().dataset
+    picks = np.linspace(0, len(dataset) - 1, min(count, len(dataset))).astype(int)
+    return torch.stack([dataset[int(i)][0] for i in picks])
 
 
 def _as_saved(config: TrainConfig) -> dict:
@@ -112,6 +121,8 @@ def train(config: TrainConfig, run_dir: str | Path, resume: bool = True,
         datamodule.soft_targets = teacher_targets(config.teacher, datamodule.parts["train"].images,
                                                   run_dir / "teacher-train.npy")
     module = EmotionModule(config.to_dict(), class_weights=datamodule.loss_weights)
+    if is_onnx_source(config.init_from) and not (resume and last.exists()):
+        start_from_onnx(module.net, config.init_from, config.model, _training_faces(datamodule))
     callbacks: list[L.Callback] = [
         ModelCheckpoint(run_dir, filename="best", monitor="val_acc", mode="max",
                         enable_version_counter=False),

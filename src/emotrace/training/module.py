@@ -12,6 +12,7 @@ from torch import nn
 from emotrace.errors import ConfigError, NotFoundError
 from emotrace.models import create_model
 from emotrace.training.config import TrainConfig
+from emotrace.training.onnx_init import is_onnx_source
 
 
 def read_checkpoint(path: str | Path, role: str = "checkpoint", hint: str = "") -> dict[str, Any]:
@@ -39,7 +40,7 @@ class EmotionModule(L.LightningModule):
         self.net = create_model(c.model, pretrained=c.pretrained and not c.init_from,
                                 weights=c.weights, head_hidden=c.head_hidden, dropout=c.dropout,
                                 batch_norm=c.batch_norm)
-        if c.init_from:
+        if c.init_from and not is_onnx_source(c.init_from):  # an .onnx file: see fit.train
             hint = ("; train that run first (the preset's description names it) or point "
                     "--set init_from=... at another run's best.ckpt")
             checkpoint = read_checkpoint(c.init_from, "init_from checkpoint", hint)
