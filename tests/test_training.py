@@ -211,3 +211,54 @@ def test_every_shipped_preset_is_a_valid_recipe():
         assert config.model in BACKBONES, name
     with pytest.raises(ConfigError, match="scheduler: 'onecylce' is not one of"):
         load_config("mobilenetv2-fer2013-cpu", scheduler="onecylce")
+
+
+def _faces(fer_slice, split: str, size: int = 96) -> torch.Tensor:
+    from emotrace.training.fit import build_datamodule
+
+    datamodule = build_datamodule(_config(fer_slice, image_size=size))
+    datamodule.setup()
+    dataset = {"train": datamodule.train_eval_dataloader, "val": datamodule.val_dataloader}[split]().dataset
+    return torch.stack([dataset[i][0] for i in range(len(dataset))])
+
+
+def test_init_from_the_shipped_onnx_model_rebuilds_its_network(fer_slice):
+    """The shipped fast model (BatchNorm folded into its convolutions) read back into a fresh
+    MobileNetV2: the same probabilities as ONNX Runtime on faces it never saw, and BatchNorm
+    statistics that keep its predictions in training mode (batch statistics)."""
+    from emotrace.training.module import EmotionModule
+    from emotrace.training.onnx_init import start_from_onnx
+
+    module = EmotionModule(_config(fer_slice, image_size=96, init_from="fast").to_dict())
+    start_from_onnx(module.net, "fast", "mobilenet_v2", _faces(fer_slice, "train"))
+    unseen = _faces(fer_slice, "val")
+    session = ort.InferenceSession(str(model_path("fast")), providers=["CPUExecutionProvider"])
+    expected = session.run(None, {"faces": unseen.numpy()})[0]
+    with torch.no_grad():
+        module.net.eval()
+        np.testing.assert_allclose(module.net(unseen).softmax(1).numpy(), expected, atol=1e-4)
+        module.net.train()
+        module.net.head.eval()  # no dropout: only BatchNorm's batch statistics differ
+        in_training_mode = module.net(unseen).softmax(1).numpy()
+    assert (in_training_mode.argmax(1) == expected.argmax(1)).mean() >= 0.85
+
+
+def test_training_from_the_shipped_model_starts_where_it_stands(fer_slice, tmp_path):
+    config = _config(fer_slice, image_size=96, init_from="fast", epochs=1, lr=1e-5,
+                     scheduler="onecycle")
+    train(config, tmp_path, progress_bar=False)
+    history = read_history(tmp_path / "history.csv")
+    # measured: 22 of these 35 PublicTest faces from fast, 6 from an ImageNet start
+    assert history[0]["val_acc"] >= 18 / 35
+
+
+def test_init_from_an_onnx_that_is_not_this_backbone_says_so(fer_slice, tmp_path):
+    from emotrace.training.module import EmotionModule
+    from emotrace.training.onnx_init import start_from_onnx
+
+    faces = _faces(fer_slice, "train")[:8]
+    module = EmotionModule(_config(fer_slice, image_size=96, init_from="accurate").to_dict())
+    with pytest.raises(ConfigError, match="ensembles cannot be a starting point"):
+        start_from_onnx(module.net, "accurate", "mobilenet_v2", faces)
+    with pytest.raises(ConfigError, match="init_from model not found"):
+        start_from_onnx(module.net, str(tmp_path / "gone.onnx"), "mobilenet_v2", faces)
