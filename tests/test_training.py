@@ -250,6 +250,10 @@ def test_training_from_the_shipped_model_starts_where_it_stands(fer_slice, tmp_p
     history = read_history(tmp_path / "history.csv")
     # measured: 22 of these 35 PublicTest faces from fast, 6 from an ImageNet start
     assert history[0]["val_acc"] >= 18 / 35
+    out = export_run(tmp_path, out=tmp_path / "m.onnx", evaluate_splits=("val",))
+    parent = json.loads(out.with_suffix(".json").read_text())["init_from"]
+    assert parent["name"] == "emotrace-mobilenetv2-fer2013"
+    assert parent["sha1"] == hashlib.sha1(model_path("fast").read_bytes()).hexdigest()
 
 
 def test_init_from_an_onnx_that_is_not_this_backbone_says_so(fer_slice, tmp_path):
