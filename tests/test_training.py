@@ -218,7 +218,8 @@ def _faces(fer_slice, split: str, size: int = 96) -> torch.Tensor:
 
     datamodule = build_datamodule(_config(fer_slice, image_size=size))
     datamodule.setup()
-    dataset = {"train": datamodule.train_eval_dataloader, "val": datamodule.val_dataloader}[split]().dataset
+    loaders = {"train": datamodule.train_eval_dataloader, "val": datamodule.val_dataloader}
+    dataset = loaders[split]().dataset
     return torch.stack([dataset[i][0] for i in range(len(dataset))])
 
 
@@ -256,13 +257,46 @@ def test_training_from_the_shipped_model_starts_where_it_stands(fer_slice, tmp_p
     assert parent["sha1"] == hashlib.sha1(model_path("fast").read_bytes()).hexdigest()
 
 
-def test_init_from_an_onnx_that_is_not_this_backbone_says_so(fer_slice, tmp_path):
+def test_init_from_an_onnx_that_cannot_start_this_recipe_says_why(fer_slice, tmp_path):
+    import shutil
+
+    from emotrace.errors import EmotraceError
     from emotrace.training.module import EmotionModule
     from emotrace.training.onnx_init import start_from_onnx
 
     faces = _faces(fer_slice, "train")[:8]
     module = EmotionModule(_config(fer_slice, image_size=96, init_from="accurate").to_dict())
-    with pytest.raises(ConfigError, match="ensembles cannot be a starting point"):
+    with pytest.raises(ConfigError, match="an ensemble cannot be a starting point"):
         start_from_onnx(module.net, "accurate", "mobilenet_v2", faces)
-    with pytest.raises(ConfigError, match="init_from model not found"):
+    with pytest.raises(ConfigError, match="it is a mobilenet_v2 model.*set model: mobilenet_v2"):
+        start_from_onnx(module.net, "fast", "efficientnet_lite0", faces)
+    with pytest.raises(FileNotFoundError, match="init_from model not found"):
         start_from_onnx(module.net, str(tmp_path / "gone.onnx"), "mobilenet_v2", faces)
+    lonely = tmp_path / "no-card.onnx"
+    shutil.copy(model_path("fast"), lonely)
+    with pytest.raises(FileNotFoundError, match="its card no-card.json is missing"):
+        start_from_onnx(module.net, str(lonely), "mobilenet_v2", faces)
+    shutil.copy(model_path("fast").with_suffix(".json"), lonely.with_suffix(".json"))
+    lonely.write_bytes(b"not onnx")
+    with pytest.raises(EmotraceError, match="not a readable ONNX file"):
+        start_from_onnx(module.net, str(lonely), "mobilenet_v2", faces)
+
+
+def test_a_run_from_an_onnx_file_resumes_and_exports_without_it(fer_slice, tmp_path):
+    """The file is read once, when the run starts: resuming takes last.ckpt, and the card
+    records the file as it was then."""
+    import shutil
+
+    source = tmp_path / "start.onnx"
+    shutil.copy(model_path("fast"), source)
+    shutil.copy(model_path("fast").with_suffix(".json"), source.with_suffix(".json"))
+    run = tmp_path / "run"
+    values = dict(image_size=96, init_from=str(source), lr=1e-5, scheduler="plateau")
+    train(_config(fer_slice, epochs=1, **values), run, progress_bar=False)
+    sha1 = hashlib.sha1(source.read_bytes()).hexdigest()
+    source.unlink()
+    train(_config(fer_slice, epochs=2, **values), run, progress_bar=False)
+    assert [r["epoch"] for r in read_history(run / "history.csv")] == [1, 2]
+    out = export_run(run, out=tmp_path / "m.onnx", evaluate_splits=("val",))
+    parent = json.loads(out.with_suffix(".json").read_text())["init_from"]
+    assert parent["sha1"] == sha1 and parent["name"] == "emotrace-mobilenetv2-fer2013"

@@ -32,7 +32,8 @@ class TrainConfig:
     model: str = "mobilenet_v2"
     pretrained: bool = True
     weights: str | None = None        # a weights file for backbones with none cached
-    init_from: str | None = None      # start from a trained run's checkpoint (.ckpt) instead
+    init_from: str | None = None      # start from a run's .ckpt, or an exported single model
+                                      # (.onnx with its card, or fast) instead of ImageNet
     head_hidden: list[int] = field(default_factory=list)
     dropout: float = 0.2
     batch_norm: bool = False

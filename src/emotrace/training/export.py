@@ -4,7 +4,6 @@ crops, baked in) + model card."""
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import json
 import os
 from collections.abc import Iterator, Sequence
@@ -19,7 +18,7 @@ from emotrace.errors import ConfigError, NotFoundError
 from emotrace.data.labels import EMOTIONS
 from emotrace.evaluation.convergence import read_history, trained_epochs
 from emotrace.models.onnx_weights import store_weights_as_float16
-from emotrace.training.fit import load_module
+from emotrace.training.fit import PARENT_RECORD, load_module
 from emotrace.training.onnx_init import is_onnx_source
 from emotrace.utils import atomic_path
 
@@ -129,32 +128,22 @@ def _run_summary(run_dir: Path) -> dict[str, Any]:
             "training_time_s": rows[-1]["elapsed_s"], "best_val_acc_during_training": best["val_acc"]}
 
 
-def _parent_summary(init_from: str | None, own: dict[str, Any]) -> dict[str, Any]:
-    """For a run started from another run's checkpoint: that run's summary and the total time."""
+def _parent_summary(run_dir: Path, init_from: str | None,
+                    own: dict[str, Any]) -> dict[str, Any]:
+    """For a run started from another run's checkpoint or from an exported model: that run's or
+    model's summary and the total time."""
     if not init_from:
         return {}
     if is_onnx_source(init_from):
-        return _exported_parent_summary(init_from, own)
+        record = run_dir / PARENT_RECORD  # written when the run started
+        parent = json.loads(record.read_text()) if record.exists() else {"model": init_from}
+        parent_time = parent.get("total_training_time_s", parent.get("training_time_s", 0.0))
+        return {"init_from": parent,
+                "total_training_time_s": round(own.get("training_time_s", 0.0) + parent_time, 1)}
     parent = _run_summary(Path(init_from).parent)
     total = own.get("training_time_s", 0.0) + parent.get("training_time_s", 0.0)
     return {"init_from": {"checkpoint": init_from, **parent},
             "total_training_time_s": round(total, 1)}
-
-
-def _exported_parent_summary(init_from: str, own: dict[str, Any]) -> dict[str, Any]:
-    """For a run started from an exported model: that model's card (name, file SHA-1, its own
-    training) and the total time."""
-    from emotrace.inference.classifier import model_path, read_card
-
-    path = model_path(init_from)
-    card = read_card(path)
-    parent_time = card.get("total_training_time_s", card.get("training_time_s", 0.0))
-    keys = ("train_command", "epochs_trained", "best_epoch", "training_time_s",
-            "total_training_time_s")
-    return {"init_from": {"model": init_from, "name": card.get("name"),
-                          "sha1": hashlib.sha1(path.read_bytes()).hexdigest(),
-                          **{k: card[k] for k in keys if k in card}},
-            "total_training_time_s": round(own.get("training_time_s", 0.0) + parent_time, 1)}
 
 
 def _teacher_summary(run_dir: Path, config: Any) -> dict[str, Any]:
@@ -248,7 +237,7 @@ def _write_run_card(run_dir: Path, module: Any, out: Path, staged: Path, flip_av
         "exported": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
         "export_command": command,
         **summary,
-        **_parent_summary(config.init_from, summary),
+        **_parent_summary(run_dir, config.init_from, summary),
         **_teacher_summary(run_dir, config),
         "metrics": {},
     }

@@ -21,10 +21,12 @@ from emotrace.models import BACKBONES
 from emotrace.training.callbacks import HistoryWriter, TwoPhaseFinetuning
 from emotrace.training.config import TrainConfig
 from emotrace.training.module import EmotionModule, network_weights, read_checkpoint
-from emotrace.training.onnx_init import is_onnx_source, start_from_onnx
+from emotrace.training.onnx_init import describe_source, is_onnx_source, start_from_onnx
 from emotrace.utils import atomic_path, progress
 
 log = logging.getLogger(__name__)
+#: A run started from an exported model: that model, as described when the run started.
+PARENT_RECORD = "init_from.json"
 
 
 def build_datamodule(config: TrainConfig, data: str | None = None) -> FERDataModule:
@@ -123,6 +125,9 @@ def train(config: TrainConfig, run_dir: str | Path, resume: bool = True,
     module = EmotionModule(config.to_dict(), class_weights=datamodule.loss_weights)
     if is_onnx_source(config.init_from) and not (resume and last.exists()):
         start_from_onnx(module.net, config.init_from, config.model, _training_faces(datamodule))
+        # recorded now: the file may change (a new release of fast) or move before export
+        with atomic_path(run_dir / PARENT_RECORD) as tmp:
+            tmp.write_text(json.dumps(describe_source(config.init_from), indent=2))
     callbacks: list[L.Callback] = [
         ModelCheckpoint(run_dir, filename="best", monitor="val_acc", mode="max",
                         enable_version_counter=False),

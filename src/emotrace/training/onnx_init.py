@@ -10,35 +10,71 @@ training mode about as the original layer did.
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 from torch import nn
 
-from emotrace.errors import ConfigError
-from emotrace.inference.classifier import (SHIPPED_MODELS, ModelError, model_path, onnxruntime,
-                                          read_card)
+from emotrace.errors import ConfigError, EmotraceError, NotFoundError
 from emotrace.models.heads import EmotionNet
 
 #: ONNX Runtime against the rebuilt network on the same faces (probabilities).
 MATCH_TOLERANCE = 1e-3
+#: Shipped models by name (as in ``emotrace.inference.classifier``, imported lazily here).
+SHIPPED_NAMES = ("fast", "accurate")
+#: What a run's card records about the model it started from.
+PARENT_FIELDS = ("train_command", "epochs_trained", "best_epoch", "training_time_s",
+                 "total_training_time_s")
+
+FoldedConv = tuple[np.ndarray, "np.ndarray | None"]
 
 
 def is_onnx_source(init_from: str | None) -> bool:
     """Whether ``init_from`` names an exported model rather than a Lightning checkpoint."""
-    return bool(init_from) and (init_from in SHIPPED_MODELS or init_from.endswith(".onnx"))
+    return bool(init_from) and (init_from in SHIPPED_NAMES
+                                or Path(init_from).suffix.lower() == ".onnx")
 
 
-def _onnx_weights(path: Path) -> tuple[list[tuple[np.ndarray, np.ndarray | None]],
-                                         dict[str, np.ndarray]]:
+def source_path(init_from: str) -> Path:
+    """The exported model file that ``init_from`` names; it and its card must exist."""
+    from emotrace.inference.classifier import model_path
+
+    path = model_path(init_from)
+    if not path.is_file():
+        raise NotFoundError(f"init_from model not found: {path.resolve()}; give fast or an "
+                            "exported .onnx file with its card beside it")
+    if not path.with_suffix(".json").is_file():
+        raise NotFoundError(f"init_from {path}: its card {path.with_suffix('.json').name} is "
+                            "missing; it names the backbone: put the .json written with the "
+                            "model beside it")
+    return path
+
+
+def describe_source(init_from: str) -> dict[str, Any]:
+    """The started-from model as a run's card records it: name, file SHA-1, its own training."""
+    import json
+
+    path = source_path(init_from)
+    card = json.loads(path.with_suffix(".json").read_text())
+    return {"model": init_from, "name": card.get("name"),
+            "sha1": hashlib.sha1(path.read_bytes()).hexdigest(),
+            **{k: card[k] for k in PARENT_FIELDS if k in card}}
+
+
+def _onnx_weights(path: Path) -> tuple[list[FoldedConv], dict[str, np.ndarray]]:
     """The folded convolutions' (weight, bias) in graph order, and the named weights."""
     import onnx
     from onnx import numpy_helper
 
     from emotrace.models.onnx_weights import weights_as_initializers
 
-    graph = weights_as_initializers(onnx.load(str(path))).graph
+    try:
+        graph = weights_as_initializers(onnx.load(str(path))).graph
+    except Exception as error:  # onnx raises several unrelated types for a damaged file
+        raise EmotraceError(f"init_from {path}: not a readable ONNX file ({error})") from None
     arrays = {t.name: numpy_helper.to_array(t) for t in graph.initializer}
     named = {k.removeprefix("net."): v for k, v in arrays.items() if k.startswith("net.")}
     folded = [(arrays[n.input[1]], arrays[n.input[2]] if len(n.input) > 2 else None)
@@ -53,35 +89,42 @@ def _conv_norm_pairs(net: nn.Module) -> list[tuple[nn.Conv2d, nn.BatchNorm2d]]:
             if isinstance(a, nn.Conv2d) and isinstance(b, nn.BatchNorm2d)]
 
 
-def _check_card(path: Path, model: str) -> None:
-    card = read_card(path)
-    if card.get("backbone") != model:
-        raise ConfigError(f"init_from {path}: it is a {card.get('backbone')!r} model, the recipe "
-                          f"trains {model!r}; set model: {card.get('backbone')} or start from "
-                          "another file (ensembles cannot be a starting point)")
+def _check_card(path: Path, card: dict[str, Any], model: str) -> None:
+    """The file must hold one network of the recipe's backbone."""
+    from emotrace.models import BACKBONES
+
+    backbone = card.get("backbone")
+    if "ensemble" in card or backbone not in BACKBONES:
+        raise ConfigError(f"init_from {path}: an ensemble cannot be a starting point; give one "
+                          "of its members' .onnx files (its card lists them)")
+    if backbone != model:
+        raise ConfigError(f"init_from {path}: it is a {backbone} model, the recipe trains "
+                          f"{model}; set model: {backbone} or start from a {model} file")
 
 
 @torch.no_grad()
-def _load_folded(net: EmotionNet, path: Path, model: str) -> list[tuple[nn.BatchNorm2d, torch.Tensor]]:
+def _load_folded(net: EmotionNet, path: Path,
+                 model: str) -> list[tuple[nn.BatchNorm2d, torch.Tensor]]:
+    """Copy the file's weights into ``net``; each BatchNorm set to add its folded bias."""
     folded, named = _onnx_weights(path)
     pairs = _conv_norm_pairs(net)
     if len(folded) != len(pairs):
-        raise ModelError(f"init_from {path}: {len(folded)} folded convolutions, a {model} has "
-                         f"{len(pairs)}; was it exported by emotrace from a {model}?")
+        raise ConfigError(f"init_from {path}: {len(folded)} folded convolutions, a {model} has "
+                          f"{len(pairs)}; was it exported by emotrace from a {model}?")
     norms = []
     for (weight, bias), (conv, norm) in zip(folded, pairs):
         if tuple(weight.shape) != tuple(conv.weight.shape):
-            raise ModelError(f"init_from {path}: a convolution of shape {weight.shape} where a "
-                             f"{model} has {tuple(conv.weight.shape)}")
+            raise ConfigError(f"init_from {path}: a convolution of shape {weight.shape} where a "
+                              f"{model} has {tuple(conv.weight.shape)}")
         conv.weight.copy_(torch.tensor(weight))
         bias_t = torch.tensor(bias) if bias is not None else torch.zeros(len(weight))
         _as_shift(norm, bias_t)
         norms.append((norm, bias_t))
     own = net.state_dict()
-    missing = [k for k in named if k not in own or own[k].shape != named[k].shape]
-    if missing:
-        raise ModelError(f"init_from {path}: weights {missing[:3]} do not fit this {model} "
-                         "(another head or input?)")
+    unfit = [k for k in named if k not in own or own[k].shape != named[k].shape]
+    if unfit:
+        raise ConfigError(f"init_from {path}: weights {unfit[:3]} do not fit this {model} "
+                          "(another head? set head_hidden / batch_norm as the model was trained)")
     net.load_state_dict({k: torch.tensor(v) for k, v in named.items()}, strict=False)
     return norms
 
@@ -101,52 +144,70 @@ def _as_shift(norm: nn.BatchNorm2d, bias: torch.Tensor, mean: torch.Tensor | Non
 @torch.no_grad()
 def _measure_norm_inputs(net: EmotionNet, norms: list[nn.BatchNorm2d],
                          faces: torch.Tensor) -> list[tuple[torch.Tensor, torch.Tensor]]:
-    """Per-channel mean and variance of each BatchNorm's input on ``faces`` (eval mode)."""
-    stats: dict[int, list[torch.Tensor]] = {id(n): [] for n in norms}
-    hooks = [n.register_forward_hook(lambda m, inp, out: stats[id(m)].append(inp[0]))
-             for n in norms]
+    """Per-channel mean and variance of each BatchNorm's input on ``faces`` (eval mode), summed
+    batch by batch so memory grows with the channels, not the faces."""
+    sums = {id(n): torch.zeros(3, n.num_features, dtype=torch.float64) for n in norms}
+
+    def add(module: nn.Module, inputs: tuple[torch.Tensor, ...], _: torch.Tensor) -> None:
+        z = inputs[0].transpose(0, 1).flatten(1).double()
+        sums[id(module)] += torch.stack([torch.full_like(z[:, 0], z.shape[1]), z.sum(1),
+                                         (z * z).sum(1)])
+
+    hooks = [n.register_forward_hook(add) for n in norms]
     try:
         net.eval()
-        for batch in faces.split(256):
+        for batch in faces.split(128):
             net(batch)
     finally:
         for hook in hooks:
             hook.remove()
     measured = []
     for norm in norms:
-        z = torch.cat([t.transpose(0, 1).flatten(1) for t in stats[id(norm)]], dim=1)
-        measured.append((z.mean(1), z.var(1)))
+        count, total, squares = sums[id(norm)]
+        mean = total / count
+        measured.append((mean.float(), (squares / count - mean * mean).clamp_min(0).float()))
     return measured
 
 
-def _check_against_onnx(net: EmotionNet, path: Path, faces: torch.Tensor) -> None:
-    session = onnxruntime().InferenceSession(str(path), providers=["CPUExecutionProvider"])
+def _check_against_onnx(net: EmotionNet, path: Path, card: dict[str, Any],
+                        faces: torch.Tensor) -> None:
+    """The rebuilt network, with the file's own test-time views, gives the file's
+    probabilities."""
+    from emotrace.inference.classifier import onnxruntime
+    from emotrace.training.export import ExportWrapper
+
+    try:
+        session = onnxruntime().InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    except Exception as error:  # onnxruntime's own exception types
+        raise EmotraceError(f"init_from {path}: ONNX Runtime cannot load it ({error})") from None
     size = session.get_inputs()[0].shape[-1]
-    faces = faces[:64]
+    faces = faces[::max(1, len(faces) // 64)][:64]  # spread over the split's classes
     if isinstance(size, int) and size != faces.shape[-1]:
         faces = nn.functional.interpolate(faces, size=(size, size), mode="bilinear",
                                           align_corners=False)
     expected = session.run(None, {session.get_inputs()[0].name: faces.numpy()})[0]
+    wrapper = ExportWrapper(net, bool(card.get("flip_average")), card.get("zoom_views", ()))
     with torch.no_grad():
-        got = torch.softmax(net.eval()(faces), dim=1).numpy()
+        got = wrapper.eval()(faces).numpy()
     gap = float(np.abs(got - expected).max())
     if gap > MATCH_TOLERANCE:
-        raise ModelError(f"init_from {path}: the rebuilt network differs from the file by {gap:.2g} "
-                         "in probability; it was not exported by emotrace from this backbone")
+        raise ConfigError(f"init_from {path}: the rebuilt network differs from the file by "
+                          f"{gap:.2g} in probability; was it exported by emotrace from a "
+                          f"{card.get('backbone')} with this head?")
 
 
 def start_from_onnx(net: EmotionNet, init_from: str, model: str, faces: torch.Tensor) -> None:
     """Load exported model ``init_from`` into ``net`` (a fresh ``model``); ``faces`` are
     un-augmented training faces at the training size, shaped ``(n, 1, H, W)`` in [0, 1]."""
-    path = model_path(init_from)
-    if not path.is_file():
-        raise ConfigError(f"init_from model not found: {path}; give fast or an exported .onnx "
-                          "file with its card")
-    _check_card(path, model)
+    import json
+
+    path = source_path(init_from)
+    card = json.loads(path.with_suffix(".json").read_text())
+    _check_card(path, card, model)
     norms = _load_folded(net, path, model)
     measured = _measure_norm_inputs(net, [n for n, _ in norms], faces)
     with torch.no_grad():
         for (norm, bias), (mean, var) in zip(norms, measured):
             _as_shift(norm, bias, mean, var)
-    _check_against_onnx(net, path, faces)
+    _check_against_onnx(net, path, card, faces)
     net.train()
