@@ -21,7 +21,8 @@ from emotrace.models import BACKBONES
 from emotrace.training.callbacks import HistoryWriter, TwoPhaseFinetuning
 from emotrace.training.config import TrainConfig
 from emotrace.training.module import EmotionModule, network_weights, read_checkpoint
-from emotrace.training.onnx_init import describe_source, is_onnx_source, start_from_onnx
+from emotrace.training.onnx_init import (describe_source, is_onnx_source, source_path,
+                                         start_from_onnx)
 from emotrace.utils import atomic_path, progress
 
 log = logging.getLogger(__name__)
@@ -112,6 +113,9 @@ def train(config: TrainConfig, run_dir: str | Path, resume: bool = True,
             raise ConfigError(f"{run_dir}: a one-cycle schedule cannot change its length on resume "
                              f"({previous['epochs']} -> {config.epochs} epochs); keep "
                              f"--epochs {previous['epochs']} or start over with --no-resume")
+    from_onnx = is_onnx_source(config.init_from) and not (resume and last.exists())
+    if from_onnx:
+        source_path(config.init_from)  # a missing file fails now, not after the teacher's targets
     saved.write_text(yaml.safe_dump(config.to_dict(), sort_keys=False))
     if config.threads:
         torch.set_num_threads(config.threads)
@@ -123,7 +127,7 @@ def train(config: TrainConfig, run_dir: str | Path, resume: bool = True,
         datamodule.soft_targets = teacher_targets(config.teacher, datamodule.parts["train"].images,
                                                   run_dir / "teacher-train.npy")
     module = EmotionModule(config.to_dict(), class_weights=datamodule.loss_weights)
-    if is_onnx_source(config.init_from) and not (resume and last.exists()):
+    if from_onnx:
         start_from_onnx(module.net, config.init_from, config.model, _training_faces(datamodule))
         # recorded now: the file may change (a new release of fast) or move before export
         with atomic_path(run_dir / PARENT_RECORD) as tmp:
