@@ -300,3 +300,28 @@ def test_a_run_from_an_onnx_file_resumes_and_exports_without_it(fer_slice, tmp_p
     out = export_run(run, out=tmp_path / "m.onnx", evaluate_splits=("val",))
     parent = json.loads(out.with_suffix(".json").read_text())["init_from"]
     assert parent["sha1"] == sha1 and parent["name"] == "emotrace-mobilenetv2-fer2013"
+
+
+def test_init_from_a_file_exported_with_test_time_views(fer_slice, tmp_path):
+    """A single model exported with --flip / --zoom holds the same network: it is accepted,
+    checked through its own views."""
+    from emotrace.models import create_model
+    from emotrace.training.export import ExportWrapper
+    from emotrace.training.onnx_init import start_from_onnx
+
+    faces = _faces(fer_slice, "train")
+    net = create_model("mobilenet_v2", pretrained=False)
+    start_from_onnx(net, "fast", "mobilenet_v2", faces)
+    viewed = tmp_path / "viewed.onnx"
+    torch.onnx.export(ExportWrapper(net.eval(), True, (0.92,)), faces[:2], str(viewed),
+                      input_names=["faces"], output_names=["probs"],
+                      dynamic_axes={"faces": {0: "batch"}}, dynamo=False)
+    card = json.loads(model_path("fast").with_suffix(".json").read_text())
+    viewed.with_suffix(".json").write_text(json.dumps({**card, "flip_average": True,
+                                                        "zoom_views": [0.92]}))
+    rebuilt = create_model("mobilenet_v2", pretrained=False)
+    start_from_onnx(rebuilt, str(viewed), "mobilenet_v2", faces)
+    with torch.no_grad():
+        for a, b in zip(net.eval().state_dict().values(), rebuilt.eval().state_dict().values()):
+            if a.is_floating_point():
+                torch.testing.assert_close(a, b, atol=1e-4, rtol=1e-4)
