@@ -23,8 +23,6 @@ from emotrace.models.heads import EmotionNet
 
 #: ONNX Runtime against the rebuilt network on the same faces (probabilities).
 MATCH_TOLERANCE = 1e-3
-#: Shipped models by name (as in ``emotrace.inference.classifier``, imported lazily here).
-SHIPPED_NAMES = ("fast", "accurate")
 #: What a run's card records about the model it started from.
 PARENT_FIELDS = ("train_command", "epochs_trained", "best_epoch", "training_time_s",
                  "total_training_time_s")
@@ -34,7 +32,9 @@ FoldedConv = tuple[np.ndarray, "np.ndarray | None"]
 
 def is_onnx_source(init_from: str | None) -> bool:
     """Whether ``init_from`` names an exported model rather than a Lightning checkpoint."""
-    return bool(init_from) and (init_from in SHIPPED_NAMES
+    from emotrace.inference.classifier import SHIPPED_MODELS  # lazily: loads all of inference
+
+    return bool(init_from) and (init_from in SHIPPED_MODELS
                                 or Path(init_from).suffix.lower() == ".onnx")
 
 
@@ -55,10 +55,10 @@ def source_path(init_from: str) -> Path:
 
 def describe_source(init_from: str) -> dict[str, Any]:
     """The started-from model as a run's card records it: name, file SHA-1, its own training."""
-    import json
+    from emotrace.inference.classifier import read_card
 
     path = source_path(init_from)
-    card = json.loads(path.with_suffix(".json").read_text())
+    card = read_card(path)
     return {"model": init_from, "name": card.get("name"),
             "sha1": hashlib.sha1(path.read_bytes()).hexdigest(),
             **{k: card[k] for k in PARENT_FIELDS if k in card}}
@@ -199,10 +199,10 @@ def _check_against_onnx(net: EmotionNet, path: Path, card: dict[str, Any],
 def start_from_onnx(net: EmotionNet, init_from: str, model: str, faces: torch.Tensor) -> None:
     """Load exported model ``init_from`` into ``net`` (a fresh ``model``); ``faces`` are
     un-augmented training faces at the training size, shaped ``(n, 1, H, W)`` in [0, 1]."""
-    import json
+    from emotrace.inference.classifier import read_card
 
     path = source_path(init_from)
-    card = json.loads(path.with_suffix(".json").read_text())
+    card = read_card(path)
     _check_card(path, card, model)
     norms = _load_folded(net, path, model)
     measured = _measure_norm_inputs(net, [n for n, _ in norms], faces)
