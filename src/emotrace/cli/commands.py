@@ -219,6 +219,31 @@ def ensemble(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def soup(args: argparse.Namespace) -> int:
+    import json
+
+    try:
+        from emotrace.training.soup import build_soup
+    except ImportError:
+        raise _train_extra("soup") from None
+    for model in args.models:
+        if not model.lower().endswith(".onnx") or not Path(model).is_file():
+            raise UsageError(f"{model}: not an exported .onnx model file")
+    out = build_soup(args.models, args.out, name=args.name, data=args.data,
+                     evaluate_splits=("val", "test") if args.test else ("val",),
+                     command=recorded_command(args), flip_average=args.flip,
+                     renormalise=args.repair)
+    card = json.loads(out.with_suffix(".json").read_text())
+    for ingredient in card["soup"]["ingredients"]:
+        accuracy = ingredient["val_acc"]
+        print(f"  {ingredient['model']}: val "
+              f"{'?' if accuracy is None else format(accuracy, '.2%')}")
+    for split, metrics in card["metrics"].items():
+        print(f"soup {split} accuracy {metrics['accuracy']:.2%}")
+    print(f"exported {out} and its card {out.with_suffix('.json')}")
+    return EXIT_OK
+
+
 def explain(args: argparse.Namespace) -> int:
     import numpy as np
 

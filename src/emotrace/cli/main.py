@@ -165,6 +165,26 @@ def build_parser() -> argparse.ArgumentParser:
                           help="store the weights as float16: half the file, computed in float32")
     ensemble.set_defaults(run=_run("ensemble"))
 
+    soup = sub.add_parser("soup", help="average exported networks' weights into one model",
+                          description="Average the weights of exported single models fine-tuned "
+                                      "from the same start (a model soup): one network, one "
+                                      "network's cost. Networks from different starts average "
+                                      "into noise; the card's measured accuracy shows it.")
+    soup.add_argument("models", nargs="+", metavar="MODEL",
+                      help="exported .onnx single models (with their cards) of one backbone, "
+                           "input size and head")
+    soup.add_argument("--out", required=True, help="ONNX file to write (card next to it)")
+    soup.add_argument("--name", help="model name recorded in the card")
+    soup.add_argument("--data", help="dataset to measure on (default: the first model's)")
+    soup.add_argument("--flip", action="store_true",
+                      help="also average each face's mirror image (twice the compute)")
+    soup.add_argument("--repair", action="store_true",
+                      help="renormalise each channel of the soup to the models' average mean and "
+                           "spread on 2,048 training faces (REPAIR; recovers what averaging loses)")
+    soup.add_argument("--test", action="store_true",
+                      help="also measure the test split (PrivateTest) for the card")
+    soup.set_defaults(run=_run("soup"))
+
     explain = sub.add_parser("explain", help="Grad-CAM heatmaps and class probabilities of faces",
                              description="Detect the faces in IMAGE and show, for each, the "
                                          "Grad-CAM heatmap of the predicted emotion (the regions "

@@ -70,7 +70,7 @@ def teacher_targets(teacher: str, images: np.ndarray, cache: Path) -> np.ndarray
     return probs
 
 
-def _training_faces(datamodule: FERDataModule, count: int = 2048) -> torch.Tensor:
+def training_faces(datamodule: FERDataModule, count: int = 2048) -> torch.Tensor:
     """``count`` un-augmented training faces spread over the split (its files are grouped by
     class), as the network sees them."""
     dataset = datamodule.train_eval_dataloader().dataset
@@ -128,7 +128,7 @@ def train(config: TrainConfig, run_dir: str | Path, resume: bool = True,
                                                   run_dir / "teacher-train.npy")
     module = EmotionModule(config.to_dict(), class_weights=datamodule.loss_weights)
     if from_onnx:
-        start_from_onnx(module.net, config.init_from, config.model, _training_faces(datamodule))
+        start_from_onnx(module.net, config.init_from, config.model, training_faces(datamodule))
         # recorded now: the file may change (a new release of fast) or move before export
         with atomic_path(run_dir / PARENT_RECORD) as tmp:
             tmp.write_text(json.dumps(describe_source(config.init_from), indent=2))

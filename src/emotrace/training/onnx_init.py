@@ -38,16 +38,17 @@ def is_onnx_source(init_from: str | None) -> bool:
                                 or Path(init_from).suffix.lower() == ".onnx")
 
 
-def source_path(init_from: str) -> Path:
-    """The exported model file that ``init_from`` names; it and its card must exist."""
+def source_path(init_from: str, role: str = "init_from") -> Path:
+    """The exported model file that ``init_from`` names; it and its card must exist. ``role``:
+    what the file is for, as the error messages say it."""
     from emotrace.inference.classifier import model_path
 
     path = model_path(init_from)
     if not path.is_file():
-        raise NotFoundError(f"init_from model not found: {path.resolve()}; give fast or an "
+        raise NotFoundError(f"{role} model not found: {path.resolve()}; give fast or an "
                             "exported .onnx file with its card beside it")
     if not path.with_suffix(".json").is_file():
-        raise NotFoundError(f"init_from {path}: its card {path.with_suffix('.json').name} is "
+        raise NotFoundError(f"{role} {path}: its card {path.with_suffix('.json').name} is "
                             "missing; it names the backbone: put the .json written with the "
                             "model beside it")
     return path
@@ -64,7 +65,8 @@ def describe_source(init_from: str) -> dict[str, Any]:
             **{k: card[k] for k in PARENT_FIELDS if k in card}}
 
 
-def _onnx_weights(path: Path) -> tuple[list[FoldedConv], dict[str, np.ndarray]]:
+def _onnx_weights(path: Path,
+                  role: str = "init_from") -> tuple[list[FoldedConv], dict[str, np.ndarray]]:
     """The folded convolutions' (weight, bias) in graph order, and the named weights."""
     import onnx
     from onnx import numpy_helper
@@ -74,7 +76,7 @@ def _onnx_weights(path: Path) -> tuple[list[FoldedConv], dict[str, np.ndarray]]:
     try:
         graph = weights_as_initializers(onnx.load(str(path))).graph
     except Exception as error:  # onnx raises several unrelated types for a damaged file
-        raise EmotraceError(f"init_from {path}: not a readable ONNX file ({error})") from None
+        raise EmotraceError(f"{role} {path}: not a readable ONNX file ({error})") from None
     arrays = {t.name: numpy_helper.to_array(t) for t in graph.initializer}
     named = {k.removeprefix("net."): v for k, v in arrays.items() if k.startswith("net.")}
     folded = [(arrays[n.input[1]], arrays[n.input[2]] if len(n.input) > 2 else None)
@@ -82,7 +84,7 @@ def _onnx_weights(path: Path) -> tuple[list[FoldedConv], dict[str, np.ndarray]]:
     return folded, named
 
 
-def _conv_norm_pairs(net: nn.Module) -> list[tuple[nn.Conv2d, nn.BatchNorm2d]]:
+def conv_norm_pairs(net: nn.Module) -> list[tuple[nn.Conv2d, nn.BatchNorm2d]]:
     """Each convolution followed directly by a BatchNorm, in the order the modules run."""
     modules = list(net.modules())
     return [(a, b) for a, b in zip(modules, modules[1:])
@@ -103,18 +105,18 @@ def _check_card(path: Path, card: dict[str, Any], model: str) -> None:
 
 
 @torch.no_grad()
-def _load_folded(net: EmotionNet, path: Path,
-                 model: str) -> list[tuple[nn.BatchNorm2d, torch.Tensor]]:
+def _load_folded(net: EmotionNet, path: Path, model: str,
+                 role: str = "init_from") -> list[tuple[nn.BatchNorm2d, torch.Tensor]]:
     """Copy the file's weights into ``net``; each BatchNorm set to add its folded bias."""
-    folded, named = _onnx_weights(path)
-    pairs = _conv_norm_pairs(net)
+    folded, named = _onnx_weights(path, role)
+    pairs = conv_norm_pairs(net)
     if len(folded) != len(pairs):
-        raise ConfigError(f"init_from {path}: {len(folded)} folded convolutions, a {model} has "
+        raise ConfigError(f"{role} {path}: {len(folded)} folded convolutions, a {model} has "
                           f"{len(pairs)}; was it exported by emotrace from a {model}?")
     norms = []
     for (weight, bias), (conv, norm) in zip(folded, pairs):
         if tuple(weight.shape) != tuple(conv.weight.shape):
-            raise ConfigError(f"init_from {path}: a convolution of shape {weight.shape} where a "
+            raise ConfigError(f"{role} {path}: a convolution of shape {weight.shape} where a "
                               f"{model} has {tuple(conv.weight.shape)}")
         conv.weight.copy_(torch.tensor(weight))
         bias_t = torch.tensor(bias) if bias is not None else torch.zeros(len(weight))
@@ -123,7 +125,7 @@ def _load_folded(net: EmotionNet, path: Path,
     own = net.state_dict()
     unfit = [k for k in named if k not in own or own[k].shape != named[k].shape]
     if unfit:
-        raise ConfigError(f"init_from {path}: weights {unfit[:3]} do not fit this {model} "
+        raise ConfigError(f"{role} {path}: weights {unfit[:3]} do not fit this {model} "
                           "(another head? set head_hidden / batch_norm as the model was trained)")
     net.load_state_dict({k: torch.tensor(v) for k, v in named.items()}, strict=False)
     return norms
@@ -142,7 +144,7 @@ def _as_shift(norm: nn.BatchNorm2d, bias: torch.Tensor, mean: torch.Tensor | Non
 
 
 @torch.no_grad()
-def _measure_norm_inputs(net: EmotionNet, norms: list[nn.BatchNorm2d],
+def measure_norm_inputs(net: EmotionNet, norms: list[nn.BatchNorm2d],
                          faces: torch.Tensor) -> list[tuple[torch.Tensor, torch.Tensor]]:
     """Per-channel mean and variance of each BatchNorm's input on ``faces`` (eval mode), summed
     batch by batch so memory grows with the channels, not the faces."""
@@ -196,6 +198,28 @@ def _check_against_onnx(net: EmotionNet, path: Path, card: dict[str, Any],
                           f"{card.get('backbone')} with this head?")
 
 
+def folded_network(source: str | Path) -> tuple[EmotionNet, dict[str, Any]]:
+    """Exported single model ``source`` (a shipped name or an ``.onnx`` file with its card) read
+    back into a network in eval mode, with its card: each BatchNorm adds its folded bias, so
+    the network computes the file's function (without the file's flip/zoom views) and its
+    weights are the file's, ready to average with another's."""
+    from emotrace.inference.classifier import read_card
+    from emotrace.models import BACKBONES, create_model
+
+    path = source_path(str(source), role="soup")
+    card = read_card(path)
+    model = card.get("backbone")
+    if "ensemble" in card or model not in BACKBONES:
+        raise ConfigError(f"{path}: not one network (backbone {model!r}); give single models' "
+                          ".onnx files (an ensemble's card lists its members)")
+    recipe = card.get("recipe", {})
+    net = create_model(model, pretrained=False, head_hidden=recipe.get("head_hidden", ()),
+                       dropout=recipe.get("dropout", 0.2),
+                       batch_norm=recipe.get("batch_norm", False))
+    _load_folded(net, path, model, role="soup")
+    return net.eval(), card
+
+
 def start_from_onnx(net: EmotionNet, init_from: str, model: str, faces: torch.Tensor) -> None:
     """Load exported model ``init_from`` into ``net`` (a fresh ``model``); ``faces`` are
     un-augmented training faces at the training size, shaped ``(n, 1, H, W)`` in [0, 1]."""
@@ -205,7 +229,7 @@ def start_from_onnx(net: EmotionNet, init_from: str, model: str, faces: torch.Te
     card = read_card(path)
     _check_card(path, card, model)
     norms = _load_folded(net, path, model)
-    measured = _measure_norm_inputs(net, [n for n, _ in norms], faces)
+    measured = measure_norm_inputs(net, [n for n, _ in norms], faces)
     with torch.no_grad():
         for (norm, bias), (mean, var) in zip(norms, measured):
             _as_shift(norm, bias, mean, var)

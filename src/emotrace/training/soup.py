@@ -1,0 +1,181 @@
+"""Model soups (Wortsman et al. 2022): one network whose weights are the average of several
+exported networks fine-tuned from the same start. Such networks often lie in one basin of the
+loss, so their average can score like a small ensemble at one network's cost; networks trained
+from different starts average into noise, which the soup's measured accuracy shows at once.
+
+Each ingredient is read back from its ``.onnx`` file (BatchNorms folded into the convolutions,
+see :mod:`emotrace.training.onnx_init`), so the average is taken over exactly the weights that
+run at inference.
+"""
+
+from __future__ import annotations
+
+import copy
+import datetime as dt
+import functools
+import hashlib
+from pathlib import Path
+from typing import Any, Sequence
+
+import torch
+
+from emotrace.errors import ConfigError
+from emotrace.training.export import card_io, export_onnx, model_with_card, write_card
+from emotrace.training.onnx_init import conv_norm_pairs, folded_network, measure_norm_inputs
+
+#: Card entries that must agree for networks to be averaged weight by weight.
+SAME_IN_EVERY_INGREDIENT = ("backbone", "input")
+#: Recipe entries that shape the head.
+SAME_HEAD = ("head_hidden", "batch_norm")
+
+
+def _check_compatible(cards: Sequence[dict[str, Any]], sources: Sequence[str]) -> None:
+    first = cards[0]
+    for source, card in zip(sources[1:], cards[1:]):
+        for key in SAME_IN_EVERY_INGREDIENT:
+            if card.get(key) != first.get(key):
+                raise ConfigError(f"{source}: its {key} ({card.get(key)}) differs from "
+                                  f"{sources[0]}'s ({first.get(key)}); a soup averages networks "
+                                  "of one architecture and input")
+        for key in SAME_HEAD:
+            if card.get("recipe", {}).get(key) != first.get("recipe", {}).get(key):
+                raise ConfigError(f"{source}: its head ({key}) differs from {sources[0]}'s")
+
+
+def average_weights(states: Sequence[dict[str, torch.Tensor]],
+                    weights: Sequence[float] | None = None) -> dict[str, torch.Tensor]:
+    """The weighted average (default: uniform) of state dicts with the same keys and shapes;
+    integer entries (BatchNorm batch counters) are taken from the first."""
+    w = torch.tensor(weights if weights is not None else [1.0] * len(states),
+                     dtype=torch.float64)
+    w = w / w.sum()
+    averaged = {}
+    for key, first in states[0].items():
+        if not first.is_floating_point():
+            averaged[key] = first.clone()
+            continue
+        total = sum(float(x) * state[key].double() for x, state in zip(w, states))
+        averaged[key] = total.to(first.dtype)
+    return averaged
+
+
+def _output_statistics(net: torch.nn.Module,
+                       faces: torch.Tensor) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """Per-channel mean and standard deviation of each BatchNorm's output on ``faces`` (each
+    BatchNorm of a folded network adds its bias: the output is its input shifted)."""
+    norms = [norm for _, norm in conv_norm_pairs(net)]
+    measured = measure_norm_inputs(net, norms, faces)
+    return [(mean + norm.bias.detach(), var.sqrt()) for norm, (mean, var) in zip(norms, measured)]
+
+
+@torch.no_grad()
+def repair(soup: torch.nn.Module, ingredients: Sequence[torch.nn.Module],
+           faces: torch.Tensor) -> None:
+    """REPAIR (Jordan et al. 2023): an average of networks loses activation variance layer
+    after layer. Give each BatchNorm channel of ``soup`` the ingredients' average mean and
+    standard deviation on ``faces`` (un-augmented training faces); the soup's own statistics are
+    recorded in one pass in which each layer already sees the corrected layers before it."""
+    targets = [_output_statistics(net, faces) for net in ingredients]
+    norms = [norm for _, norm in conv_norm_pairs(soup)]
+    for k, norm in enumerate(norms):
+        norm.bias.copy_(torch.stack([t[k][0] for t in targets]).mean(0))
+        norm.weight.copy_(torch.stack([t[k][1] for t in targets]).mean(0))
+        norm.reset_running_stats()
+        norm.momentum = None  # a plain average over every batch of the pass
+    soup.eval()
+    for norm in norms:
+        norm.train()  # normalise by the soup's own statistics while they are recorded
+    # large mixed batches: the faces come grouped by class, and each batch's own statistics
+    # normalise the layers after it while the pass records the averages
+    order = torch.randperm(len(faces), generator=torch.Generator().manual_seed(0))
+    for batch in faces[order].split(512):
+        soup(batch)
+    for norm in norms:
+        norm.momentum = 0.1
+    soup.eval()
+
+
+@functools.lru_cache(maxsize=2)  # a search over soups renormalises many on the same faces
+def training_faces_for(data: str, image_size: int, scaling: str = "fixed",
+                       split: str = "official", split_seed: int = 42) -> torch.Tensor:
+    """2,048 un-augmented training faces of ``data`` spread over its classes, as a network of
+    that input sees them."""
+    from emotrace.training.config import TrainConfig
+    from emotrace.training.fit import build_datamodule, training_faces
+
+    config = TrainConfig(data=data, image_size=image_size, scaling=scaling, split=split,
+                         split_seed=split_seed)
+    datamodule = build_datamodule(config)
+    datamodule.setup()
+    return training_faces(datamodule)
+
+
+def soup_network(sources: Sequence[str | Path], repair_on: torch.Tensor | None = None
+                 ) -> tuple[torch.nn.Module, list[dict[str, Any]]]:
+    """The uniform soup of the exported single models ``sources`` and their cards;
+    ``repair_on``: training faces to renormalise the soup on (see :func:`repair`)."""
+    if len(sources) < 2:
+        raise ConfigError("a soup needs at least two exported models")
+    names = [str(s) for s in sources]
+    nets, cards = zip(*(folded_network(s) for s in names))
+    _check_compatible(cards, names)
+    soup = copy.deepcopy(nets[0])
+    soup.load_state_dict(average_weights([net.state_dict() for net in nets]))
+    if repair_on is not None:
+        repair(soup, nets, repair_on)
+    return soup.eval(), list(cards)
+
+
+def _ingredient_record(source: str, card: dict[str, Any]) -> dict[str, Any]:
+    from emotrace.inference.classifier import model_path
+
+    return {"model": source, "name": card.get("name"),
+            "sha1": hashlib.sha1(model_path(source).read_bytes()).hexdigest(),
+            "val_acc": card.get("metrics", {}).get("val", {}).get("accuracy"),
+            "train_command": card.get("train_command")}
+
+
+def build_soup(sources: Sequence[str | Path], out: str | Path, name: str | None = None,
+               evaluate_splits: Sequence[str] = ("val",), command: str | None = None,
+               flip_average: bool = False, data: str | None = None,
+               renormalise: bool = False) -> Path:
+    """Export the uniform soup of ``sources`` to ``out`` (.onnx) with its card: the ingredients
+    (file, SHA-1, their own validation accuracy and training command) and the soup's metrics on
+    ``evaluate_splits`` measured on the exported file. ``data``: the dataset to measure on
+    (default: the first ingredient's training data). ``renormalise``: apply :func:`repair` on
+    2,048 training faces of that dataset."""
+    from emotrace.inference.classifier import read_card, model_path
+
+    first = read_card(model_path(str(sources[0])))
+    data = data or first.get("data")
+    if not data:
+        raise ConfigError(f"{sources[0]}: its card names no dataset; give data=...")
+    size = int(first["input"]["shape"][-1])
+    recipe = first.get("recipe", {})
+    faces = training_faces_for(data, size, first["input"].get("scaling", "fixed"),
+                               recipe.get("split", "official"),
+                               recipe.get("split_seed", 42)) if renormalise else None
+    net, cards = soup_network(sources, repair_on=faces)
+    out = Path(out)
+    card: dict[str, Any] = {
+        "name": name or out.stem,
+        "format": "onnx",
+        **card_io(size, first["input"].get("scaling", "fixed")),
+        "flip_average": flip_average,
+        "backbone": first["backbone"],
+        "pretrained": first.get("pretrained"),
+        "data": data,
+        "recipe": first.get("recipe", {}),
+        "soup": {"method": "uniform average of the exported weights (BatchNorm folded)"
+                           + (", renormalised (REPAIR) on 2,048 training faces"
+                              if renormalise else ""),
+                 "ingredients": [_ingredient_record(str(s), c)
+                                 for s, c in zip(sources, cards)]},
+        "exported": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "export_command": command,
+        "metrics": {},
+    }
+    with model_with_card(out) as staged:
+        export_onnx(net, staged, size, flip_average=flip_average)
+        write_card(staged, card, data, evaluate_splits)
+    return out
