@@ -213,6 +213,23 @@ def test_every_shipped_preset_is_a_valid_recipe():
         load_config("mobilenetv2-fer2013-cpu", scheduler="onecylce")
 
 
+def test_recipe_numbers_are_checked_where_they_are_read():
+    """--set lr=2e-4 reaches the recipe as the string '2e-4' (YAML 1.1 wants a dot): it is a
+    number all the same; a word where a number goes is an error naming the option, not a crash
+    in the optimizer hours later."""
+    from emotrace.cli.commands import _overrides
+
+    config = load_config("mobilenetv2-fer2013-cpu", **_overrides(["lr=2e-4", "epochs=2"]))
+    assert config.lr == pytest.approx(2e-4) and isinstance(config.lr, float)
+    assert config.epochs == 2
+    for option, value, message in (("lr", "fast", "lr: expected a number"),
+                                   ("epochs", 2.5, "epochs: expected a whole number"),
+                                   ("batch_size", "64", "batch_size: expected a whole number"),
+                                   ("pretrained", "yes", "pretrained: expected true or false")):
+        with pytest.raises(ConfigError, match=message):
+            load_config("mobilenetv2-fer2013-cpu", **{option: value})
+
+
 def _faces(fer_slice, split: str, size: int = 96) -> torch.Tensor:
     from emotrace.training.fit import build_datamodule
 

@@ -64,6 +64,7 @@ class TrainConfig:
     threads: int | None = None        # torch CPU threads (None = torch's default)
 
     def __post_init__(self) -> None:
+        self._check_scalars()
         if isinstance(self.augment, dict):
             self.augment = AugmentConfig(**{k: tuple(v) if isinstance(v, list) else v
                                             for k, v in self.augment.items()})
@@ -76,6 +77,26 @@ class TrainConfig:
         if self.freeze_epochs and self.scheduler == "onecycle":
             raise ConfigError("two-phase fine-tuning (freeze_epochs > 0) needs scheduler "
                              "plateau, cosine or none: one-cycle owns the learning rate")
+
+    def _check_scalars(self) -> None:
+        """Numbers and switches of the right kind. YAML 1.1 reads ``2e-4`` (no dot) as a
+        string, so numeric strings are accepted for the decimal options."""
+        for option in dataclasses.fields(self):
+            kind, value = str(option.type), getattr(self, option.name)
+            if value is None and kind.endswith("| None"):
+                continue
+            if kind.startswith("float"):
+                try:
+                    if isinstance(value, bool):
+                        raise ValueError
+                    setattr(self, option.name, float(value))
+                except (TypeError, ValueError):
+                    raise ConfigError(f"{option.name}: expected a number, got {value!r}") from None
+            elif kind.startswith("int") and (isinstance(value, bool)
+                                             or not isinstance(value, int)):
+                raise ConfigError(f"{option.name}: expected a whole number, got {value!r}")
+            elif kind == "bool" and not isinstance(value, bool):
+                raise ConfigError(f"{option.name}: expected true or false, got {value!r}")
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
