@@ -42,19 +42,15 @@ def _check_compatible(cards: Sequence[dict[str, Any]], sources: Sequence[str]) -
                 raise ConfigError(f"{source}: its head ({key}) differs from {sources[0]}'s")
 
 
-def average_weights(states: Sequence[dict[str, torch.Tensor]],
-                    weights: Sequence[float] | None = None) -> dict[str, torch.Tensor]:
-    """The weighted average (default: uniform) of state dicts with the same keys and shapes;
+def average_weights(states: Sequence[dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
+    """The uniform average of state dicts with the same keys and shapes (summed in float64);
     integer entries (BatchNorm batch counters) are taken from the first."""
-    w = torch.tensor(weights if weights is not None else [1.0] * len(states),
-                     dtype=torch.float64)
-    w = w / w.sum()
     averaged = {}
     for key, first in states[0].items():
         if not first.is_floating_point():
             averaged[key] = first.clone()
             continue
-        total = sum(float(x) * state[key].double() for x, state in zip(w, states))
+        total = sum(state[key].double() for state in states) / len(states)
         averaged[key] = total.to(first.dtype)
     return averaged
 
