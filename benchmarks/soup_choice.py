@@ -24,10 +24,15 @@ from emotrace.training.soup import build_soup
 ROOT = Path(__file__).resolve().parents[1]
 
 
+def label(path: str) -> str:
+    """The model's name from its card, without the common prefix (files may share a name)."""
+    return str(read_card(Path(path)).get("name", Path(path).stem)).removeprefix("emotrace-")
+
+
 def soup_accuracy(ingredients: list[str], repaired: bool, out_dir: Path,
                   data: str | None) -> float:
-    stems = "+".join(Path(p).stem.removeprefix("emotrace-") for p in ingredients)
-    out = out_dir / f"{'repair' if repaired else 'plain'}-{stems}.onnx"
+    names = "+".join(label(p) for p in ingredients)
+    out = out_dir / f"{'repair' if repaired else 'plain'}-{names}.onnx"
     if not out.with_suffix(".json").exists():
         build_soup(ingredients, out, data=data, renormalise=repaired,
                    command="python benchmarks/soup_choice.py")
@@ -40,7 +45,7 @@ def greedy(ranked: list[tuple[str, float]], repaired: bool, out_dir: Path,
     for path, _ in ranked[1:]:
         accuracy = soup_accuracy(kept + [path], repaired, out_dir, data)
         verdict = "kept" if accuracy >= best else "left out"
-        print(f"    + {Path(path).stem}: {accuracy:.2%} ({verdict})")
+        print(f"    + {label(path)}: {accuracy:.2%} ({verdict})")
         if accuracy >= best:
             kept, best = kept + [path], accuracy
     return kept, best
@@ -63,7 +68,7 @@ def main() -> None:
         ranked.append((path, accuracy))
     ranked.sort(key=lambda item: -item[1])
     for path, accuracy in ranked:
-        print(f"{Path(path).stem:45s} {accuracy:.2%}")
+        print(f"{label(path):45s} {accuracy:.2%}")
     try:
         for repaired in (False, True):
             form = "REPAIR" if repaired else "plain"
@@ -71,7 +76,7 @@ def main() -> None:
             print(f"{form}: uniform soup of all {len(ranked)}: {uniform:.2%}")
             print(f"{form}: greedy soup")
             kept, best = greedy(ranked, repaired, out_dir, args.data)
-            print(f"{form}: greedy soup = {' + '.join(Path(p).stem for p in kept)}: {best:.2%}")
+            print(f"{form}: greedy soup = {' + '.join(label(p) for p in kept)}: {best:.2%}")
     except EmotraceError as error:
         raise SystemExit(f"error: {error}") from None
 
