@@ -6,7 +6,7 @@ REPAIR-renormalised (``emotrace soup --repair``), it scores the uniform soup of 
 greedy soup (Wortsman et al. 2022: best ingredient first, each next one kept only if the soup's
 PublicTest accuracy does not fall). Every soup is exported with ``emotrace.training.soup`` and
 measured on its own file, as ``emotrace soup`` would; files go to ``--out`` (default
-``runs/soups``).
+``runs/soups``), named by a digest of the ingredients' contents, the data and the form.
 
     python benchmarks/soup_choice.py INGREDIENT.onnx INGREDIENT.onnx ... [--data DIR]
 """
@@ -14,6 +14,7 @@ measured on its own file, as ``emotrace soup`` would; files go to ``--out`` (def
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 from pathlib import Path
 
@@ -25,16 +26,25 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def label(path: str) -> str:
-    """The model's name from its card, without the common prefix (files may share a name)."""
-    return str(read_card(Path(path)).get("name", Path(path).stem)).removeprefix("emotrace-")
+    """The model's name from its card, without the common prefix; a run's export that kept the
+    file's own name (``model``) is told apart by its folder."""
+    name = str(read_card(Path(path)).get("name", Path(path).stem))
+    if name == Path(path).stem:
+        name = f"{Path(path).parent.name}/{name}"
+    return name.removeprefix("emotrace-")
 
 
 def soup_accuracy(ingredients: list[str], repaired: bool, out_dir: Path,
                   data: str | None) -> float:
-    names = "+".join(label(p) for p in ingredients)
-    out = out_dir / f"{'repair' if repaired else 'plain'}-{names}.onnx"
+    """The soup's PublicTest accuracy from its card; a soup already built from the same files
+    (by content), data and form is not built again."""
+    key = json.dumps([[hashlib.sha1(Path(p).read_bytes()).hexdigest() for p in ingredients],
+                      data, repaired])
+    out = out_dir / (f"{'repair' if repaired else 'plain'}-{len(ingredients)}-"
+                     f"{hashlib.sha1(key.encode()).hexdigest()[:12]}.onnx")
     if not out.with_suffix(".json").exists():
         build_soup(ingredients, out, data=data, renormalise=repaired,
+                   name=" + ".join(label(p) for p in ingredients),
                    command="python benchmarks/soup_choice.py")
     return json.loads(out.with_suffix(".json").read_text())["metrics"]["val"]["accuracy"]
 

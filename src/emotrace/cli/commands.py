@@ -226,9 +226,6 @@ def soup(args: argparse.Namespace) -> int:
         from emotrace.training.soup import build_soup
     except ImportError:
         raise _train_extra("soup") from None
-    for model in args.models:
-        if not model.lower().endswith(".onnx") or not Path(model).is_file():
-            raise UsageError(f"{model}: not an exported .onnx model file")
     out = build_soup(args.models, args.out, name=args.name, data=args.data,
                      evaluate_splits=("val", "test") if args.test else ("val",),
                      command=recorded_command(args), flip_average=args.flip,

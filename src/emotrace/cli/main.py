@@ -172,10 +172,11 @@ def build_parser() -> argparse.ArgumentParser:
                                       "into noise; the card's measured accuracy shows it.")
     soup.add_argument("models", nargs="+", metavar="MODEL",
                       help="exported .onnx single models (with their cards) of one backbone, "
-                           "input size and head")
+                           "input size and head, or fast")
     soup.add_argument("--out", required=True, help="ONNX file to write (card next to it)")
     soup.add_argument("--name", help="model name recorded in the card")
-    soup.add_argument("--data", help="dataset to measure on (default: the first model's)")
+    soup.add_argument("--data", help="dataset to measure on (default: the first model's "
+                                     "training data, which --repair always uses when named)")
     soup.add_argument("--flip", action="store_true",
                       help="also average each face's mirror image (twice the compute)")
     soup.add_argument("--repair", action="store_true",

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import dataclasses
+import math
+import numbers
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -87,14 +89,16 @@ class TrainConfig:
                 continue
             if kind.startswith("float"):
                 try:
-                    if isinstance(value, bool):
-                        raise ValueError
-                    setattr(self, option.name, float(value))
+                    number = float(value) if not isinstance(value, bool) else math.nan
                 except (TypeError, ValueError):
-                    raise ConfigError(f"{option.name}: expected a number, got {value!r}") from None
-            elif kind.startswith("int") and (isinstance(value, bool)
-                                             or not isinstance(value, int)):
-                raise ConfigError(f"{option.name}: expected a whole number, got {value!r}")
+                    number = math.nan
+                if not math.isfinite(number):
+                    raise ConfigError(f"{option.name}: expected a number, got {value!r}")
+                setattr(self, option.name, number)
+            elif kind.startswith("int"):
+                if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+                    raise ConfigError(f"{option.name}: expected a whole number, got {value!r}")
+                setattr(self, option.name, int(value))  # numpy integers do not dump to YAML
             elif kind == "bool" and not isinstance(value, bool):
                 raise ConfigError(f"{option.name}: expected true or false, got {value!r}")
 

@@ -125,8 +125,10 @@ def _load_folded(net: EmotionNet, path: Path, model: str,
     own = net.state_dict()
     unfit = [k for k in named if k not in own or own[k].shape != named[k].shape]
     if unfit:
+        hint = ("its card's recipe must name the head it was trained with" if role == "soup"
+                else "set head_hidden / batch_norm as the model was trained")
         raise ConfigError(f"{role} {path}: weights {unfit[:3]} do not fit this {model} "
-                          "(another head? set head_hidden / batch_norm as the model was trained)")
+                          f"(another head? {hint})")
     net.load_state_dict({k: torch.tensor(v) for k, v in named.items()}, strict=False)
     return norms
 
@@ -172,7 +174,7 @@ def measure_norm_inputs(net: EmotionNet, norms: list[nn.BatchNorm2d],
 
 
 def _check_against_onnx(net: EmotionNet, path: Path, card: dict[str, Any],
-                        faces: torch.Tensor) -> None:
+                        faces: torch.Tensor, role: str = "init_from") -> None:
     """The rebuilt network, with the file's own test-time views, gives the file's
     probabilities."""
     from emotrace.inference.classifier import onnxruntime
@@ -181,7 +183,7 @@ def _check_against_onnx(net: EmotionNet, path: Path, card: dict[str, Any],
     try:
         session = onnxruntime().InferenceSession(str(path), providers=["CPUExecutionProvider"])
     except Exception as error:  # onnxruntime's own exception types
-        raise EmotraceError(f"init_from {path}: ONNX Runtime cannot load it ({error})") from None
+        raise EmotraceError(f"{role} {path}: ONNX Runtime cannot load it ({error})") from None
     size = session.get_inputs()[0].shape[-1]
     faces = faces[::max(1, len(faces) // 64)][:64]  # spread over the split's classes
     if isinstance(size, int) and size != faces.shape[-1]:
@@ -193,7 +195,7 @@ def _check_against_onnx(net: EmotionNet, path: Path, card: dict[str, Any],
         got = wrapper.eval()(faces).numpy()
     gap = float(np.abs(got - expected).max())
     if gap > MATCH_TOLERANCE:
-        raise ConfigError(f"init_from {path}: the rebuilt network differs from the file by "
+        raise ConfigError(f"{role} {path}: the rebuilt network differs from the file by "
                           f"{gap:.2g} in probability; was it exported by emotrace from a "
                           f"{card.get('backbone')} with this head?")
 
@@ -201,8 +203,8 @@ def _check_against_onnx(net: EmotionNet, path: Path, card: dict[str, Any],
 def folded_network(source: str | Path) -> tuple[EmotionNet, dict[str, Any]]:
     """Exported single model ``source`` (a shipped name or an ``.onnx`` file with its card) read
     back into a network in eval mode, with its card: each BatchNorm adds its folded bias, so
-    the network computes the file's function (without the file's flip/zoom views) and its
-    weights are the file's, ready to average with another's."""
+    the network computes the file's function (without the file's flip/zoom views; checked
+    through them against ONNX Runtime) and its weights are the file's, ready to average."""
     from emotrace.inference.classifier import read_card
     from emotrace.models import BACKBONES, create_model
 
@@ -212,11 +214,17 @@ def folded_network(source: str | Path) -> tuple[EmotionNet, dict[str, Any]]:
     if "ensemble" in card or model not in BACKBONES:
         raise ConfigError(f"{path}: not one network (backbone {model!r}); give single models' "
                           ".onnx files (an ensemble's card lists its members)")
-    recipe = card.get("recipe", {})
-    net = create_model(model, pretrained=False, head_hidden=recipe.get("head_hidden", ()),
+    size = card.get("input", {}).get("shape", [None])[-1]
+    if not isinstance(size, int):
+        raise ConfigError(f"{path}: its card has no input shape; export it with emotrace")
+    recipe = card.get("recipe") or {}
+    net = create_model(model, pretrained=False, head_hidden=recipe.get("head_hidden") or (),
                        dropout=recipe.get("dropout", 0.2),
-                       batch_norm=recipe.get("batch_norm", False))
+                       batch_norm=bool(recipe.get("batch_norm")))
     _load_folded(net, path, model, role="soup")
+    # random faces suffice to compare two functions; a seed keeps the check repeatable
+    probe = torch.rand(16, 1, size, size, generator=torch.Generator().manual_seed(0))
+    _check_against_onnx(net, path, card, probe, role="soup")
     return net.eval(), card
 
 

@@ -13,7 +13,6 @@ from __future__ import annotations
 import copy
 import datetime as dt
 import functools
-import hashlib
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -21,12 +20,18 @@ import torch
 
 from emotrace.errors import ConfigError
 from emotrace.training.export import card_io, export_onnx, model_with_card, write_card
-from emotrace.training.onnx_init import conv_norm_pairs, folded_network, measure_norm_inputs
+from emotrace.training.onnx_init import (conv_norm_pairs, describe_source, folded_network,
+                                         measure_norm_inputs)
 
 #: Card entries that must agree for networks to be averaged weight by weight.
 SAME_IN_EVERY_INGREDIENT = ("backbone", "input")
-#: Recipe entries that shape the head.
-SAME_HEAD = ("head_hidden", "batch_norm")
+
+
+def _head(card: dict[str, Any]) -> dict[str, Any]:
+    """What shapes the head, as the card's recipe records it (defaults where it does not)."""
+    recipe = card.get("recipe") or {}
+    return {"head_hidden": list(recipe.get("head_hidden") or ()),
+            "batch_norm": bool(recipe.get("batch_norm"))}
 
 
 def _check_compatible(cards: Sequence[dict[str, Any]], sources: Sequence[str]) -> None:
@@ -37,9 +42,9 @@ def _check_compatible(cards: Sequence[dict[str, Any]], sources: Sequence[str]) -
                 raise ConfigError(f"{source}: its {key} ({card.get(key)}) differs from "
                                   f"{sources[0]}'s ({first.get(key)}); a soup averages networks "
                                   "of one architecture and input")
-        for key in SAME_HEAD:
-            if card.get("recipe", {}).get(key) != first.get("recipe", {}).get(key):
-                raise ConfigError(f"{source}: its head ({key}) differs from {sources[0]}'s")
+        if _head(card) != _head(first):
+            raise ConfigError(f"{source}: its head {_head(card)} differs from {sources[0]}'s "
+                              f"{_head(first)}; a soup averages networks of one architecture")
 
 
 def average_weights(states: Sequence[dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
@@ -66,28 +71,29 @@ def _output_statistics(net: torch.nn.Module,
 
 @torch.no_grad()
 def repair(soup: torch.nn.Module, ingredients: Sequence[torch.nn.Module],
-           faces: torch.Tensor) -> None:
+           faces: torch.Tensor, batch_size: int = 512) -> None:
     """REPAIR (Jordan et al. 2023): an average of networks loses activation variance layer
     after layer. Give each BatchNorm channel of ``soup`` the ingredients' average mean and
     standard deviation on ``faces`` (un-augmented training faces); the soup's own statistics are
     recorded in one pass in which each layer already sees the corrected layers before it."""
     targets = [_output_statistics(net, faces) for net in ingredients]
     norms = [norm for _, norm in conv_norm_pairs(soup)]
+    momenta = [norm.momentum for norm in norms]
     for k, norm in enumerate(norms):
         norm.bias.copy_(torch.stack([t[k][0] for t in targets]).mean(0))
         norm.weight.copy_(torch.stack([t[k][1] for t in targets]).mean(0))
         norm.reset_running_stats()
-        norm.momentum = None  # a plain average over every batch of the pass
+        norm.momentum = None  # a plain average over the batches of the pass
     soup.eval()
     for norm in norms:
         norm.train()  # normalise by the soup's own statistics while they are recorded
-    # large mixed batches: the faces come grouped by class, and each batch's own statistics
-    # normalise the layers after it while the pass records the averages
+    # mixed batches of (nearly) equal size: the faces come grouped by class, each batch's
+    # statistics normalise the layers after it, and the pass averages batches equally
     order = torch.randperm(len(faces), generator=torch.Generator().manual_seed(0))
-    for batch in faces[order].split(512):
+    for batch in faces[order].tensor_split(-(-len(faces) // batch_size)):
         soup(batch)
-    for norm in norms:
-        norm.momentum = 0.1
+    for norm, momentum in zip(norms, momenta):
+        norm.momentum = momentum
     soup.eval()
 
 
@@ -106,29 +112,37 @@ def training_faces_for(data: str, image_size: int, scaling: str = "fixed",
     return training_faces(datamodule)
 
 
-def soup_network(sources: Sequence[str | Path], repair_on: torch.Tensor | None = None
-                 ) -> tuple[torch.nn.Module, list[dict[str, Any]]]:
-    """The uniform soup of the exported single models ``sources`` and their cards;
-    ``repair_on``: training faces to renormalise the soup on (see :func:`repair`)."""
+def _ingredients(sources: Sequence[str | Path]) -> tuple[list[torch.nn.Module],
+                                                         list[dict[str, Any]]]:
+    """Each exported model read back into its network, with its card, checked to average."""
     if len(sources) < 2:
         raise ConfigError("a soup needs at least two exported models")
     names = [str(s) for s in sources]
     nets, cards = zip(*(folded_network(s) for s in names))
     _check_compatible(cards, names)
+    return list(nets), list(cards)
+
+
+def _soup_of(nets: Sequence[torch.nn.Module],
+             repair_on: torch.Tensor | None) -> torch.nn.Module:
     soup = copy.deepcopy(nets[0])
     soup.load_state_dict(average_weights([net.state_dict() for net in nets]))
     if repair_on is not None:
         repair(soup, nets, repair_on)
-    return soup.eval(), list(cards)
+    return soup.eval()
+
+
+def soup_network(sources: Sequence[str | Path], repair_on: torch.Tensor | None = None
+                 ) -> tuple[torch.nn.Module, list[dict[str, Any]]]:
+    """The uniform soup of the exported single models ``sources`` and their cards;
+    ``repair_on``: training faces to renormalise the soup on (see :func:`repair`)."""
+    nets, cards = _ingredients(sources)
+    return _soup_of(nets, repair_on), cards
 
 
 def _ingredient_record(source: str, card: dict[str, Any]) -> dict[str, Any]:
-    from emotrace.inference.classifier import model_path
-
-    return {"model": source, "name": card.get("name"),
-            "sha1": hashlib.sha1(model_path(source).read_bytes()).hexdigest(),
-            "val_acc": card.get("metrics", {}).get("val", {}).get("accuracy"),
-            "train_command": card.get("train_command")}
+    return {**describe_source(source),
+            "val_acc": card.get("metrics", {}).get("val", {}).get("accuracy")}
 
 
 def build_soup(sources: Sequence[str | Path], out: str | Path, name: str | None = None,
@@ -137,31 +151,32 @@ def build_soup(sources: Sequence[str | Path], out: str | Path, name: str | None 
                renormalise: bool = False) -> Path:
     """Export the uniform soup of ``sources`` to ``out`` (.onnx) with its card: the ingredients
     (file, SHA-1, their own validation accuracy and training command) and the soup's metrics on
-    ``evaluate_splits`` measured on the exported file. ``data``: the dataset to measure on
-    (default: the first ingredient's training data). ``renormalise``: apply :func:`repair` on
-    2,048 training faces of that dataset."""
-    from emotrace.inference.classifier import read_card, model_path
-
-    first = read_card(model_path(str(sources[0])))
-    data = data or first.get("data")
-    if not data:
-        raise ConfigError(f"{sources[0]}: its card names no dataset; give data=...")
+    ``evaluate_splits`` measured on the exported file, on the split the ingredients trained
+    with. ``data``: the dataset to measure on (default: the first ingredient's training data).
+    ``renormalise``: apply :func:`repair` on 2,048 faces of the data the first ingredient
+    trained on (``data`` when its card names none)."""
+    nets, cards = _ingredients(sources)
+    first = cards[0]
+    recipe = first.get("recipe") or {}
+    split, split_seed = recipe.get("split", "official"), recipe.get("split_seed", 42)
+    measured_on = data or first.get("data")
+    if not measured_on:
+        raise ConfigError(f"{sources[0]}: its card names no dataset; give one with --data")
     size = int(first["input"]["shape"][-1])
-    recipe = first.get("recipe", {})
-    faces = training_faces_for(data, size, first["input"].get("scaling", "fixed"),
-                               recipe.get("split", "official"),
-                               recipe.get("split_seed", 42)) if renormalise else None
-    net, cards = soup_network(sources, repair_on=faces)
+    scaling = first["input"].get("scaling", "fixed")
+    faces = (training_faces_for(first.get("data") or measured_on, size, scaling, split,
+                                split_seed) if renormalise else None)
+    net = _soup_of(nets, faces)
     out = Path(out)
     card: dict[str, Any] = {
         "name": name or out.stem,
         "format": "onnx",
-        **card_io(size, first["input"].get("scaling", "fixed")),
+        **card_io(size, scaling),
         "flip_average": flip_average,
         "backbone": first["backbone"],
         "pretrained": first.get("pretrained"),
-        "data": data,
-        "recipe": first.get("recipe", {}),
+        "data": measured_on,
+        "recipe": recipe,
         "soup": {"method": "uniform average of the exported weights (BatchNorm folded)"
                            + (", renormalised (REPAIR) on 2,048 training faces"
                               if renormalise else ""),
@@ -173,5 +188,5 @@ def build_soup(sources: Sequence[str | Path], out: str | Path, name: str | None 
     }
     with model_with_card(out) as staged:
         export_onnx(net, staged, size, flip_average=flip_average)
-        write_card(staged, card, data, evaluate_splits)
+        write_card(staged, card, measured_on, evaluate_splits, split, split_seed)
     return out
