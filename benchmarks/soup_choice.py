@@ -26,12 +26,10 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def label(path: str) -> str:
-    """The model's name from its card, without the common prefix; a run's export that kept the
-    file's own name (``model``) is told apart by its folder."""
-    name = str(read_card(Path(path)).get("name", Path(path).stem))
-    if name == Path(path).stem:
-        name = f"{Path(path).parent.name}/{name}"
-    return name.removeprefix("emotrace-")
+    """The model's name from its card, without the common prefix; runs exported under the
+    default name (``RUN/model.onnx``, named ``model``) are told apart by their folder."""
+    name = str(read_card(Path(path)).get("name", Path(path).stem)).removeprefix("emotrace-")
+    return f"{Path(path).parent.name}/{name}" if name == "model" else name
 
 
 def soup_accuracy(ingredients: list[str], repaired: bool, out_dir: Path,
