@@ -147,7 +147,7 @@ def _as_shift(norm: nn.BatchNorm2d, bias: torch.Tensor, mean: torch.Tensor | Non
 
 @torch.no_grad()
 def measure_norm_inputs(net: EmotionNet, norms: list[nn.BatchNorm2d],
-                         faces: torch.Tensor) -> list[tuple[torch.Tensor, torch.Tensor]]:
+                        faces: torch.Tensor) -> list[tuple[torch.Tensor, torch.Tensor]]:
     """Per-channel mean and variance of each BatchNorm's input on ``faces`` (eval mode), summed
     batch by batch so memory grows with the channels, not the faces."""
     sums = {id(n): torch.zeros(3, n.num_features, dtype=torch.float64) for n in norms}
@@ -214,7 +214,8 @@ def folded_network(source: str | Path) -> tuple[EmotionNet, dict[str, Any]]:
     if "ensemble" in card or model not in BACKBONES:
         raise ConfigError(f"{path}: not one network (backbone {model!r}); give single models' "
                           ".onnx files (an ensemble's card lists its members)")
-    size = card.get("input", {}).get("shape", [None])[-1]
+    shape = card.get("input", {}).get("shape") if isinstance(card.get("input"), dict) else None
+    size = shape[-1] if isinstance(shape, list) and shape else None
     if not isinstance(size, int):
         raise ConfigError(f"{path}: its card has no input shape; export it with emotrace")
     recipe = card.get("recipe") or {}
