@@ -193,6 +193,13 @@ def _parse_weights(text: str) -> str | list[float]:
         raise UsageError(f"--weights takes rank, equal or numbers like 0.5,0.3,0.2; got {text!r}")
 
 
+def _report_built(what: str, out: Path, card: dict) -> None:
+    """A built model's measured accuracies and where it and its card went."""
+    for split, metrics in card["metrics"].items():
+        print(f"{what} {split} accuracy {metrics['accuracy']:.2%}")
+    print(f"exported {out} and its card {out.with_suffix('.json')}")
+
+
 def ensemble(args: argparse.Namespace) -> int:
     import json
 
@@ -213,9 +220,7 @@ def ensemble(args: argparse.Namespace) -> int:
     for member in card["ensemble"]["members"]:
         print(f"  {member.get('run') or member['model']}: val {member['val_acc']:.2%}, "
               f"weight {member['weight']:.3f}")
-    for split, metrics in card["metrics"].items():
-        print(f"ensemble {split} accuracy {metrics['accuracy']:.2%}")
-    print(f"exported {out} and its card {out.with_suffix('.json')}")
+    _report_built("ensemble", out, card)
     return EXIT_OK
 
 
@@ -235,9 +240,7 @@ def soup(args: argparse.Namespace) -> int:
         accuracy = ingredient["val_acc"]
         print(f"  {ingredient['model']}: val "
               f"{'?' if accuracy is None else format(accuracy, '.2%')}")
-    for split, metrics in card["metrics"].items():
-        print(f"soup {split} accuracy {metrics['accuracy']:.2%}")
-    print(f"exported {out} and its card {out.with_suffix('.json')}")
+    _report_built("soup", out, card)
     return EXIT_OK
 
 

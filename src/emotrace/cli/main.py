@@ -25,6 +25,16 @@ def _run(name: str):
     return call
 
 
+def _add_built_model_options(parser: argparse.ArgumentParser) -> None:
+    """The options of the commands that build one ONNX model from others (ensemble, soup)."""
+    parser.add_argument("--out", required=True, help="ONNX file to write (card next to it)")
+    parser.add_argument("--name", help="model name recorded in the card")
+    parser.add_argument("--flip", action="store_true",
+                        help="also average each face's mirror image (twice the compute)")
+    parser.add_argument("--test", action="store_true",
+                        help="also measure the test split (PrivateTest) for the card")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="emotrace",
@@ -150,17 +160,12 @@ def build_parser() -> argparse.ArgumentParser:
     ensemble.add_argument("runs", nargs="+", metavar="MEMBER",
                           help="run folders made by 'emotrace train' or 'emotrace study', or "
                                "exported .onnx models (with their cards)")
-    ensemble.add_argument("--out", required=True, help="ONNX file to write (card next to it)")
+    _add_built_model_options(ensemble)
     ensemble.add_argument("--weights", default="rank", metavar="rank|equal|W,W,...",
                           help="weighting (default: %(default)s)")
-    ensemble.add_argument("--name", help="model name recorded in the card")
-    ensemble.add_argument("--flip", action="store_true",
-                          help="also average each face's mirror image (twice the compute)")
     ensemble.add_argument("--zoom", type=float, action="append", default=[], metavar="Z",
                           help="also average a closer view: the central Z share of the face "
                                "(0.5 <= Z < 1, e.g. 0.92), resized back; repeat for more views")
-    ensemble.add_argument("--test", action="store_true",
-                          help="also measure the test split (PrivateTest) for the card")
     ensemble.add_argument("--half-weights", action="store_true",
                           help="store the weights as float16: half the file, computed in float32")
     ensemble.set_defaults(run=_run("ensemble"))
@@ -173,17 +178,12 @@ def build_parser() -> argparse.ArgumentParser:
     soup.add_argument("models", nargs="+", metavar="MODEL",
                       help="exported .onnx single models (with their cards) of one backbone, "
                            "input size and head, or fast")
-    soup.add_argument("--out", required=True, help="ONNX file to write (card next to it)")
-    soup.add_argument("--name", help="model name recorded in the card")
+    _add_built_model_options(soup)
     soup.add_argument("--data", help="dataset to measure on (default: the first model's "
                                      "training data, which --repair always uses when named)")
-    soup.add_argument("--flip", action="store_true",
-                      help="also average each face's mirror image (twice the compute)")
     soup.add_argument("--repair", action="store_true",
                       help="renormalise each channel of the soup to the models' average mean and "
                            "spread on 2,048 training faces (REPAIR; recovers what averaging loses)")
-    soup.add_argument("--test", action="store_true",
-                      help="also measure the test split (PrivateTest) for the card")
     soup.set_defaults(run=_run("soup"))
 
     explain = sub.add_parser("explain", help="Grad-CAM heatmaps and class probabilities of faces",
