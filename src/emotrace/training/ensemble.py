@@ -4,7 +4,6 @@ training run folder or an exported emotrace ONNX model (converted back to torch)
 
 from __future__ import annotations
 
-import datetime as dt
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,7 +17,7 @@ from torch.nn import functional as F
 from emotrace.errors import ConfigError, NotFoundError
 from emotrace.evaluation.convergence import read_history, trained_epochs
 from emotrace.models.onnx_weights import weights_as_initializers
-from emotrace.training.export import (card_io, check_zoom, export_onnx, model_with_card,
+from emotrace.training.export import (check_zoom, export_onnx, model_with_card, new_card,
                                       write_card)
 from emotrace.training.fit import load_module
 
@@ -214,22 +213,12 @@ def _write_ensemble_card(members: Sequence[Member], w: np.ndarray,
                          zooms: Sequence[float], half_weights: bool, data: str | None,
                          evaluate_splits: Sequence[str], predictions: Path | None) -> None:
     data = data or next((m.data for m in members if m.data), None)
-    card: dict[str, Any] = {
-        "name": name or out.stem,
-        "format": "onnx",
-        **card_io(size, members[0].scaling),
-        "flip_average": flip_average,
-        "zoom_views": list(zooms),
-        "weights_storage": "float16, computed in float32" if half_weights else "float32",
-        "backbone": "ensemble",
-        "data": data,
-        "ensemble": {
-            "weighting": weights if isinstance(weights, str) else "user",
-            "members": [{**m.record, "val_acc": round(m.val_acc, 4), "weight": round(float(x), 4)}
-                        for m, x in zip(members, w)],
-        },
-        "exported": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-        "export_command": command,
-        "metrics": {},
-    }
+    card = new_card(
+        name or out.stem, size, members[0].scaling, flip_average, command,
+        zoom_views=list(zooms),
+        weights_storage="float16, computed in float32" if half_weights else "float32",
+        backbone="ensemble", data=data,
+        ensemble={"weighting": weights if isinstance(weights, str) else "user",
+                  "members": [{**m.record, "val_acc": round(m.val_acc, 4),
+                               "weight": round(float(x), 4)} for m, x in zip(members, w)]})
     write_card(staged, card, data, evaluate_splits, predictions=predictions)

@@ -158,12 +158,21 @@ def _teacher_summary(run_dir: Path, config: Any) -> dict[str, Any]:
                              "temperature": config.distill_temperature}}
 
 
-def card_io(image_size: int, scaling: str) -> dict[str, Any]:
-    """The model card's ``input`` / ``output`` entries: what the ONNX file takes and returns."""
-    return {"input": {"name": "faces", "shape": ["batch", 1, image_size, image_size],
+def new_card(name: str, image_size: int, scaling: str, flip_average: bool,
+             command: str | None, **fields: Any) -> dict[str, Any]:
+    """A model card before its metrics are measured: what the ONNX file takes and returns, the
+    model's own ``fields`` (backbone, recipe, members, ...), when and by which command it was
+    exported."""
+    return {"name": name, "format": "onnx",
+            "input": {"name": "faces", "shape": ["batch", 1, image_size, image_size],
                       "color": "gray", "range": [0.0, 1.0], "scaling": scaling,
                       "framing": "tight face crop like FER-2013"},
-            "output": {"name": "probs", "classes": list(EMOTIONS)}}
+            "output": {"name": "probs", "classes": list(EMOTIONS)},
+            "flip_average": flip_average,
+            **fields,
+            "exported": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+            "export_command": command,
+            "metrics": {}}
 
 
 def write_card(model: Path, card: dict[str, Any], data: str,
@@ -224,23 +233,11 @@ def _write_run_card(run_dir: Path, module: Any, out: Path, staged: Path, flip_av
                     checkpoint: str, save_predictions: bool) -> None:
     config = module.config
     summary = _run_summary(run_dir)
-    card: dict[str, Any] = {
-        "name": name or out.stem,
-        "format": "onnx",
-        **card_io(config.image_size, config.scaling),
-        "flip_average": flip_average,
-        "backbone": config.model,
-        "pretrained": config.pretrained,
-        "checkpoint": checkpoint,
-        "data": config.data,
-        "recipe": config.to_dict(),
-        "exported": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-        "export_command": command,
-        **summary,
-        **_parent_summary(run_dir, config.init_from, summary),
-        **_teacher_summary(run_dir, config),
-        "metrics": {},
-    }
+    card = new_card(name or out.stem, config.image_size, config.scaling, flip_average, command,
+                    backbone=config.model, pretrained=config.pretrained, checkpoint=checkpoint,
+                    data=config.data, recipe=config.to_dict(), **summary,
+                    **_parent_summary(run_dir, config.init_from, summary),
+                    **_teacher_summary(run_dir, config))
     write_card(staged, card, config.data, evaluate_splits, config.split, config.split_seed,
                out.with_suffix(".predictions.json") if save_predictions else None)
 

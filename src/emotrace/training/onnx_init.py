@@ -91,14 +91,23 @@ def conv_norm_pairs(net: nn.Module) -> list[tuple[nn.Conv2d, nn.BatchNorm2d]]:
             if isinstance(a, nn.Conv2d) and isinstance(b, nn.BatchNorm2d)]
 
 
-def _check_card(path: Path, card: dict[str, Any], model: str) -> None:
-    """The file must hold one network of the recipe's backbone."""
+def _single_backbone(path: Path, card: dict[str, Any], role: str = "init_from") -> str:
+    """The backbone of the one network the file holds; an ensemble (or an unknown backbone) is
+    refused, since only single networks have weights to start from or average."""
     from emotrace.models import BACKBONES
 
     backbone = card.get("backbone")
     if "ensemble" in card or backbone not in BACKBONES:
-        raise ConfigError(f"init_from {path}: an ensemble cannot be a starting point; give one "
-                          "of its members' .onnx files (its card lists them)")
+        use = "a starting point" if role == "init_from" else "averaged"
+        raise ConfigError(f"{role} {path}: not one network (backbone {backbone!r}): an ensemble "
+                          f"cannot be {use}; give one of its members' .onnx files (its card "
+                          "lists them)")
+    return backbone
+
+
+def _check_card(path: Path, card: dict[str, Any], model: str) -> None:
+    """The file must hold one network of the recipe's backbone."""
+    backbone = _single_backbone(path, card)
     if backbone != model:
         raise ConfigError(f"init_from {path}: it is a {backbone} model, the recipe trains "
                           f"{model}; set model: {backbone} or start from a {model} file")
@@ -206,14 +215,11 @@ def folded_network(source: str | Path) -> tuple[EmotionNet, dict[str, Any]]:
     the network computes the file's function (without the file's flip/zoom views; checked
     through them against ONNX Runtime) and its weights are the file's, ready to average."""
     from emotrace.inference.classifier import read_card
-    from emotrace.models import BACKBONES, create_model
+    from emotrace.models import create_model
 
     path = source_path(str(source), role="soup")
     card = read_card(path)
-    model = card.get("backbone")
-    if "ensemble" in card or model not in BACKBONES:
-        raise ConfigError(f"{path}: not one network (backbone {model!r}); give single models' "
-                          ".onnx files (an ensemble's card lists its members)")
+    model = _single_backbone(path, card, role="soup")
     shape = card.get("input", {}).get("shape") if isinstance(card.get("input"), dict) else None
     size = shape[-1] if isinstance(shape, list) and shape else None
     if not isinstance(size, int):

@@ -11,7 +11,6 @@ run at inference.
 from __future__ import annotations
 
 import copy
-import datetime as dt
 import functools
 from pathlib import Path
 from typing import Any, Sequence
@@ -19,7 +18,7 @@ from typing import Any, Sequence
 import torch
 
 from emotrace.errors import ConfigError
-from emotrace.training.export import card_io, export_onnx, model_with_card, write_card
+from emotrace.training.export import export_onnx, model_with_card, new_card, write_card
 from emotrace.training.onnx_init import (conv_norm_pairs, describe_source, folded_network,
                                          measure_norm_inputs)
 
@@ -168,24 +167,14 @@ def build_soup(sources: Sequence[str | Path], out: str | Path, name: str | None 
                                 split_seed) if renormalise else None)
     net = _soup_of(nets, faces)
     out = Path(out)
-    card: dict[str, Any] = {
-        "name": name or out.stem,
-        "format": "onnx",
-        **card_io(size, scaling),
-        "flip_average": flip_average,
-        "backbone": first["backbone"],
-        "pretrained": first.get("pretrained"),
-        "data": measured_on,
-        "recipe": recipe,
-        "soup": {"method": "uniform average of the exported weights (BatchNorm folded)"
-                           + (", renormalised (REPAIR) on 2,048 training faces"
-                              if renormalise else ""),
-                 "ingredients": [_ingredient_record(str(s), c)
-                                 for s, c in zip(sources, cards)]},
-        "exported": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-        "export_command": command,
-        "metrics": {},
-    }
+    method = "uniform average of the exported weights (BatchNorm folded)" + (
+        ", renormalised (REPAIR) on 2,048 training faces" if renormalise else "")
+    card = new_card(name or out.stem, size, scaling, flip_average, command,
+                    backbone=first["backbone"], pretrained=first.get("pretrained"),
+                    data=measured_on, recipe=recipe,
+                    soup={"method": method,
+                          "ingredients": [_ingredient_record(str(s), c)
+                                          for s, c in zip(sources, cards)]})
     with model_with_card(out) as staged:
         export_onnx(net, staged, size, flip_average=flip_average)
         write_card(staged, card, measured_on, evaluate_splits, split, split_seed)
