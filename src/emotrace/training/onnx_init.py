@@ -223,7 +223,7 @@ def folded_network(source: str | Path) -> tuple[EmotionNet, dict[str, Any]]:
     shape = card.get("input", {}).get("shape") if isinstance(card.get("input"), dict) else None
     size = shape[-1] if isinstance(shape, list) and shape else None
     if not isinstance(size, int):
-        raise ConfigError(f"{path}: its card has no input shape; export it with emotrace")
+        raise ConfigError(f"soup {path}: its card has no input shape; export it with emotrace")
     recipe = card.get("recipe") or {}
     net = create_model(model, pretrained=False, head_hidden=recipe.get("head_hidden") or (),
                        dropout=recipe.get("dropout", 0.2),
