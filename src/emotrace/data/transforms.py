@@ -12,11 +12,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import cv2
 import numpy as np
 import torch
 from torchvision.transforms import v2
 
-from emotrace.data.images import resize_face
+from emotrace.data.images import equalize_face, resize_face
 from emotrace.errors import ConfigError
 
 
@@ -31,6 +32,8 @@ class AugmentConfig:
     random_resized_crop: float = 0.0  # min area kept; 0 = off
     erasing: float = 0.0            # probability of random erasing
     brightness_contrast: float = 0.0  # jitter strength
+    degrade: float = 0.0            # probability of each real-footage degradation (see Degrade)
+    occlusion: float = 0.0          # probability of a hand-sized block over the eyes or mouth
 
 
 class MinMaxScale(torch.nn.Module):
@@ -53,12 +56,92 @@ class FaceResize(torch.nn.Module):
         return torch.from_numpy(np.ascontiguousarray(face)).unsqueeze(0)
 
 
+class Equalize(torch.nn.Module):
+    """CLAHE on a ``(1, S, S)`` uint8 tensor at the model's size (:func:`equalize_face`, as at
+    inference)."""
+
+    def forward(self, image: torch.Tensor) -> torch.Tensor:
+        return torch.from_numpy(equalize_face(image[0].numpy())).unsqueeze(0)
+
+
+def _uniform(low: float, high: float) -> float:
+    """A number drawn from torch's generator (seeded per run, like every other augmentation)."""
+    return low + (high - low) * float(torch.rand(()))
+
+
+class Occlude(torch.nn.Module):
+    """With probability ``p``, a flat grey block about the size of a hand or a pair of sunglasses
+    over the eyes or the mouth of a tight face crop (people touch their faces, hold cups, wear
+    glasses): the model learns to read what is left instead of failing on one missing part."""
+
+    def __init__(self, p: float) -> None:
+        super().__init__()
+        self.p = p
+
+    def forward(self, image: torch.Tensor) -> torch.Tensor:
+        if float(torch.rand(())) >= self.p:
+            return image
+        face = image.clone()
+        side = face.shape[-1]
+        height, width = _uniform(0.18, 0.35) * side, _uniform(0.35, 0.7) * side
+        centre_y = _uniform(0.3, 0.42) if float(torch.rand(())) < 0.5 else _uniform(0.7, 0.85)
+        centre_x = _uniform(0.35, 0.65)
+        y0, x0 = max(0, int((centre_y * side) - height / 2)), max(0, int(centre_x * side - width / 2))
+        face[..., y0:y0 + int(height), x0:x0 + int(width)] = int(torch.randint(0, 256, ()))
+        return face
+
+
+class LowResolution(torch.nn.Module):
+    """Each with probability ``p``: defocus / motion blur (Gaussian, sigma up to 3% of the side)
+    and a small face (shrunk to 12-40 px and scaled back), as far-away or out-of-focus faces in
+    lecture footage are. Runs at the stored size, before the resize to the model's input."""
+
+    def __init__(self, p: float) -> None:
+        super().__init__()
+        self.p = p
+
+    def forward(self, image: torch.Tensor) -> torch.Tensor:
+        face = image[0].numpy()
+        side = face.shape[-1]
+        if float(torch.rand(())) < self.p:
+            face = cv2.GaussianBlur(face, (0, 0), _uniform(0.3, 0.03 * side + 0.3))
+        if float(torch.rand(())) < self.p:
+            small = max(8, int(_uniform(12, 40)))
+            if small < side:
+                face = cv2.resize(cv2.resize(face, (small, small), interpolation=cv2.INTER_AREA),
+                                  (side, side), interpolation=cv2.INTER_LINEAR)
+        return torch.from_numpy(np.ascontiguousarray(face)).unsqueeze(0)
+
+
+class PoorExposure(torch.nn.Module):
+    """Each with probability ``p``: heavy JPEG compression (quality 10-60) and bad light (gamma
+    0.4-3 with 50-110% contrast: dim rooms, stage light, washed-out webcams). Runs at the model's
+    input size."""
+
+    def __init__(self, p: float) -> None:
+        super().__init__()
+        self.p = p
+
+    def forward(self, image: torch.Tensor) -> torch.Tensor:
+        face = image[0].numpy()
+        if float(torch.rand(())) < self.p:
+            ok, data = cv2.imencode(".jpg", face, [cv2.IMWRITE_JPEG_QUALITY, int(_uniform(10, 60))])
+            face = cv2.imdecode(data, cv2.IMREAD_GRAYSCALE) if ok else face
+        if float(torch.rand(())) < self.p:
+            gamma = float(np.exp(_uniform(np.log(0.4), np.log(3.0))))
+            lit = 255.0 * (face / 255.0) ** gamma
+            face = np.clip(_uniform(0.5, 1.1) * (lit - lit.mean()) + lit.mean(), 0, 255)
+        return torch.from_numpy(np.ascontiguousarray(face, np.uint8)).unsqueeze(0)
+
+
 def _to_float(scaling: str) -> list[torch.nn.Module]:
-    steps: list[torch.nn.Module] = [v2.ToDtype(torch.float32, scale=True)]
+    if scaling not in ("fixed", "minmax", "clahe"):
+        raise ConfigError(f"unknown scaling {scaling!r}; use fixed (x/255), minmax (per image) "
+                          "or clahe (local contrast equalised, then x/255)")
+    steps: list[torch.nn.Module] = [Equalize()] if scaling == "clahe" else []
+    steps.append(v2.ToDtype(torch.float32, scale=True))
     if scaling == "minmax":
         steps.append(MinMaxScale())
-    elif scaling != "fixed":
-        raise ConfigError(f"unknown scaling {scaling!r}; use fixed (x/255) or minmax (per image)")
     return steps
 
 
@@ -76,11 +159,17 @@ def train_transform(image_size: int, augment: AugmentConfig, scaling: str = "fix
         steps.append(v2.RandomAffine(degrees=augment.rotation,
                                      translate=(augment.shift, augment.shift) if augment.shift else None,
                                      scale=augment.scale if augment.scale != (1.0, 1.0) else None))
+    if augment.occlusion:
+        steps.append(Occlude(augment.occlusion))
+    if augment.degrade:
+        steps.append(LowResolution(augment.degrade))
     if augment.random_resized_crop:
         steps.append(v2.RandomResizedCrop((image_size, image_size),
                                           scale=(augment.random_resized_crop, 1.0), antialias=True))
     else:
         steps.append(FaceResize(image_size))
+    if augment.degrade:
+        steps.append(PoorExposure(augment.degrade))
     if augment.brightness_contrast:
         steps.append(v2.ColorJitter(brightness=augment.brightness_contrast,
                                     contrast=augment.brightness_contrast))

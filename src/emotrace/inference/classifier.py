@@ -11,7 +11,7 @@ from typing import Any
 import cv2
 import numpy as np
 
-from emotrace.data.images import resize_face
+from emotrace.data.images import equalize_face, resize_face
 from emotrace.data.labels import EMOTIONS
 from emotrace.errors import EmotraceError
 
@@ -116,7 +116,8 @@ class EmotionClassifier:
             if face.ndim == 3:
                 face = cv2.cvtColor(face, cv2.COLOR_BGR2GRAY if face.shape[2] == 3
                                     else cv2.COLOR_BGRA2GRAY)
-            batch[i, 0] = resize_face(face, self.size)
+            face = resize_face(face, self.size)
+            batch[i, 0] = equalize_face(face) if self.scaling == "clahe" else face
         batch /= 255.0
         if self.scaling == "minmax":
             low = batch.min(axis=(2, 3), keepdims=True)

@@ -18,7 +18,7 @@ from emotrace.data.transforms import AugmentConfig
 
 #: The options that take one of a few words, and those words.
 CHOICES = {"split": ("official", "stratified"), "subset_splits": ("all", "train"),
-           "scaling": ("fixed", "minmax"), "balance": ("none", "sampler", "weights"),
+           "scaling": ("fixed", "minmax", "clahe"), "balance": ("none", "sampler", "weights"),
            "optimizer": ("adam", "adamw", "sgd"),
            "scheduler": ("onecycle", "cosine", "plateau", "none")}
 
@@ -40,7 +40,7 @@ class TrainConfig:
     dropout: float = 0.2
     batch_norm: bool = False
     image_size: int = 96
-    scaling: str = "fixed"            # fixed (x/255) | minmax (per image)
+    scaling: str = "fixed"            # fixed (x/255) | minmax (per image) | clahe (equalised)
     augment: AugmentConfig = field(default_factory=AugmentConfig)
     balance: str = "none"             # none | sampler | weights
     epochs: int = 12
