@@ -132,3 +132,36 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
+
+
+class ThreadedServer:
+    """Serve an ASGI ``app`` with uvicorn on 127.0.0.1 in a thread (a real socket, for tests that
+    need raw HTTP). Use as a context manager: started on entry, stopped on exit whatever
+    happened; :attr:`url` is its address."""
+
+    def __init__(self, app, port: int | None = None) -> None:
+        import uvicorn
+
+        self.port = port or free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=self.port,
+                                                    log_level="warning"))
+        self.server.install_signal_handlers = lambda: None  # uvicorn < 0.29 asks; newer ignore
+        self.thread = None
+
+    def __enter__(self) -> ThreadedServer:
+        import threading
+        import time
+
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+        self.thread.start()
+        deadline = time.monotonic() + 60
+        while not self.server.started:
+            if not self.thread.is_alive() or time.monotonic() > deadline:
+                raise RuntimeError("the test server did not start")
+            time.sleep(0.05)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.server.should_exit = True
+        self.thread.join(60)

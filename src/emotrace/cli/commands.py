@@ -318,6 +318,8 @@ def study(args: argparse.Namespace) -> int:
 
 
 def serve(args: argparse.Namespace) -> int:
+    """Bind the port, lock the data folder, then start: a second server on the same port or
+    folder stops with one line before it touches a job."""
     try:
         import uvicorn
 
@@ -325,16 +327,43 @@ def serve(args: argparse.Namespace) -> int:
     except ImportError as error:
         raise UsageError(f"serve needs the serve extra: pip install 'emotrace[serve]' ({error})")
     settings = ServerSettings(
-        data_dir=Path(args.data_dir), model=args.model, token=args.token, workers=args.workers,
-        max_image_bytes=args.max_image_mb * 1024 * 1024,
+        data_dir=Path(args.data_dir), model=args.model, token=args.token, host=args.host,
+        workers=args.workers, max_image_bytes=args.max_image_mb * 1024 * 1024,
         max_video_bytes=args.max_video_mb * 1024 * 1024, max_queued_jobs=args.max_queued,
         retention_days=args.keep_days, retention_bytes=int(args.keep_gb * 1024 ** 3),
         cors_origins=tuple(args.cors_origin))
-    app = create_app(settings)
-    host = f"[{args.host}]" if ":" in args.host else args.host
-    print(f"emotrace serve: http://{host}:{args.port}/ (API docs at /docs; data in "
-          f"{settings.data_dir}; auth {'on' if settings.token else 'off'}; Ctrl-C stops)",
-          file=sys.stderr, flush=True)
-    uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
+    sock = _bind(args.host, args.port)
+    try:
+        app = create_app(settings)
+        app.state.store.lock.acquire()  # DataDirInUse names the process that holds it
+        host = f"[{args.host}]" if ":" in args.host else args.host
+        print(f"emotrace serve: http://{host}:{args.port}/ (API docs at /docs; data in "
+              f"{settings.data_dir}; auth {'on' if settings.token else 'off'}; Ctrl-C stops)",
+              file=sys.stderr, flush=True)
+        config = uvicorn.Config(app, log_level="warning", timeout_keep_alive=5)
+        try:
+            uvicorn.Server(config).run(sockets=[sock])
+        except KeyboardInterrupt:  # uvicorn shut down cleanly, then re-raised the signal
+            pass
+    finally:
+        sock.close()
     print("emotrace serve: stopped", file=sys.stderr)
     return EXIT_OK
+
+
+def _bind(host: str, port: int):
+    """A listening socket on ``host:port``, or a one-line error (the port is taken)."""
+    import socket
+
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+        sock.listen(2048)
+    except OSError as error:
+        sock.close()
+        raise UsageError(f"cannot listen on {host}:{port}: {error.strerror or error}; is another "
+                         "server running there? Choose another --port") from None
+    sock.set_inheritable(True)
+    return sock

@@ -171,8 +171,8 @@ class _OpenVideo:
     """An annotated video being written: final path, temporary file, writer, frames, timeline."""
 
     path: Path
-    tmp: Path
-    writer: cv2.VideoWriter
+    tmp: Path | None
+    writer: cv2.VideoWriter | None
     timeline: VideoTimeline
     frames: int = 0
 
@@ -185,11 +185,13 @@ VIDEO_CODECS = {".mp4": "mp4v", ".webm": "VP90"}
 class AnnotatedSink(Sink):
     """Annotated copies in ``out_dir``: images as ``<name>.jpg``-like files (same suffix), each
     video as ``<stem>.mp4`` (or ``video_suffix``) plus ``<stem>.timeline.png`` and
-    ``<stem>.summary.json``."""
+    ``<stem>.summary.json``. ``video=False`` writes a video's timeline and summary only (the
+    annotated video is most of the cost of a video run)."""
 
     def __init__(self, out_dir: str | os.PathLike, video_suffix: str = ".mp4",
-                 names: dict[str, str] | None = None) -> None:
+                 names: dict[str, str] | None = None, video: bool = True) -> None:
         super().__init__()
+        self.video = video
         if video_suffix not in VIDEO_CODECS:
             raise ValueError(f"video_suffix must be one of {', '.join(VIDEO_CODECS)}")
         self.video_suffix = video_suffix
@@ -226,12 +228,15 @@ class AnnotatedSink(Sink):
             return
         if self._video is None:
             self._video = self._open_video(self._info, result)
-        self._video.writer.write(result.draw())
+        if self._video.writer is not None:
+            self._video.writer.write(result.draw())
         self._video.frames += 1
         self._video.timeline.add(result)
 
     def _open_video(self, info: SourceInfo, first: Result) -> _OpenVideo:
         path = self._name(info.source, self.video_suffix)
+        if not self.video:
+            return _OpenVideo(path, None, None, VideoTimeline(info.source))
         remove_stale_partials(path)
         tmp = partial_path(path)
         height, width = first.image.shape[:2]
@@ -245,6 +250,9 @@ class AnnotatedSink(Sink):
     def end(self, info: SourceInfo) -> None:
         video, self._video, self._info = self._video, None, None
         if video is None:
+            return
+        if video.writer is None:
+            self.written += video.timeline.save(self.out_dir, self._names[info.source])
             return
         video.writer.release()
         if _count_frames(video.tmp) != video.frames:  # OpenCV's writer reports no write errors
@@ -263,10 +271,10 @@ class AnnotatedSink(Sink):
             self.end(self._info)
 
     def abort(self) -> None:
-        if self._video is not None:
+        if self._video is not None and self._video.writer is not None:
             self._video.writer.release()
             self._video.tmp.unlink(missing_ok=True)
-            self._video = None
+        self._video = None
         self._info = None
 
 

@@ -24,8 +24,47 @@ import numpy as np
 from emotrace.data.images import MAX_PIXELS, ImageError, check_pixels, read_image, to_bgr8
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".pgm", ".ppm"}
-VIDEO_SUFFIXES = {".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv",
-                  ".gif"}
+#: Video containers emotrace reads (through OpenCV's FFmpeg), one list for the CLI and the
+#: service: (the suffix an upload is stored under, other suffixes, (offset, first bytes), ...).
+#: Folders and globs pick files by suffix; uploads are recognised by their bytes.
+VIDEO_FORMATS: tuple[tuple[str, tuple[str, ...], tuple[tuple[int, bytes], ...]], ...] = (
+    (".mp4", (".mov", ".m4v", ".3gp"), ((4, b"ftyp"), (4, b"moov"), (4, b"mdat"), (4, b"wide"),
+                                         (4, b"free"))),
+    (".mkv", (".webm",), ((0, b"\x1a\x45\xdf\xa3"),)),
+    (".avi", (), ((0, b"RIFF"),)),  # and "AVI " at 8, checked in sniff_video
+    (".mpg", (".mpeg",), ((0, b"\x00\x00\x01\xba"), (0, b"\x00\x00\x01\xb3"))),
+    (".ts", (".mts", ".m2ts"), ((0, b"\x47"), (4, b"\x47"))),  # sync bytes every 188/192 bytes
+    (".wmv", (".asf",), ((0, b"\x30\x26\xb2\x75\x8e\x66\xcf\x11"),)),
+    (".flv", (), ((0, b"FLV\x01"),)),
+    (".ogv", (), ((0, b"OggS"),)),
+    (".gif", (), ((0, b"GIF87a"), (0, b"GIF89a"))),
+)
+VIDEO_SUFFIXES = {suffix for main, others, _ in VIDEO_FORMATS for suffix in (main, *others)}
+
+
+def sniff_video(head: bytes) -> str | None:
+    """The suffix of the video container whose first bytes ``head`` are (4 kB is plenty), or
+    None: an upload's declared name and type are not trusted.
+
+    Example:
+        >>> sniff_video(b"\\x00\\x00\\x00\\x18ftypmp42")
+        '.mp4'
+    """
+    for suffix, _, signatures in VIDEO_FORMATS:
+        for offset, magic in signatures:
+            if head[offset:offset + len(magic)] != magic:
+                continue
+            if suffix == ".avi" and head[8:12] != b"AVI ":
+                continue
+            if suffix == ".ts":  # one sync byte proves nothing: the next two packets must agree
+                packet = 188 if offset == 0 else 192
+                if any(head[offset + k * packet:offset + k * packet + 1] != b"\x47"
+                       for k in (1, 2)):
+                    continue
+            return suffix
+    return None
+
+
 #: A stream or camera that delivers no frame for this long is reported as stalled.
 DEFAULT_TIMEOUT_S = 10.0
 #: Longest wait, when a video is closed early, for its reader thread to leave OpenCV.
@@ -340,5 +379,5 @@ def open_source(source: object, timeout: float = DEFAULT_TIMEOUT_S) -> OpenSourc
 
 
 __all__ = ["DEFAULT_TIMEOUT_S", "ExpandedSources", "Frame", "NamedSource", "IMAGE_SUFFIXES", "MAX_PIXELS", "OpenSource",
-           "SourceError", "SourceInfo", "VIDEO_SUFFIXES", "expand_sources", "is_live_source",
-           "is_video_source", "open_source", "read_image", "to_bgr8"]
+           "SourceError", "SourceInfo", "VIDEO_FORMATS", "VIDEO_SUFFIXES", "expand_sources", "is_live_source",
+           "is_video_source", "open_source", "sniff_video", "read_image", "to_bgr8"]

@@ -1,0 +1,286 @@
+"""The service under the cases users (and attackers) actually hit: a second server on the same
+folder, large photos, uploads without the token, concurrent uploads, other sites' pages, deleted
+jobs' traces (issue 29). Real servers on real sockets, started and stopped by the tests."""
+
+import io
+import json
+import os
+import signal
+import socket
+import sqlite3
+import stat
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+pytest.importorskip("fastapi", reason="needs the serve extra")
+
+from conftest import TESTDATA  # noqa: E402
+from emotrace.server import ServerSettings, create_app  # noqa: E402
+from emotrace.testing import (ThreadedServer, free_port, write_panning_video,  # noqa: E402
+                              write_png_bomb)
+from test_server import TestClient, upload, wait_for  # noqa: E402
+
+PHOTO = (TESTDATA / "face.jpg").read_bytes()
+TOKEN = "s3cret-token"
+CLI = [sys.executable, "-m", "emotrace.cli.main"]
+
+
+@pytest.fixture(scope="module")
+def clip(tmp_path_factory) -> bytes:
+    path = write_panning_video(TESTDATA / "face.jpg", tmp_path_factory.mktemp("clip") / "c.mp4",
+                               frames=20, step=3)
+    return path.read_bytes()
+
+
+@pytest.fixture(scope="module")
+def guarded(tmp_path_factory):
+    """One real server with a token on a socket, for the module's raw-HTTP tests."""
+    settings = ServerSettings(data_dir=tmp_path_factory.mktemp("guarded"), token=TOKEN,
+                              max_image_bytes=2 * 1024 * 1024, max_video_bytes=5 * 1024 * 1024)
+    with ThreadedServer(create_app(settings)) as server:
+        yield server
+
+
+def raw_request(server: ThreadedServer, head: str, body: bytes = b"",
+                timeout: float = 5.0) -> bytes:
+    """Send ``head`` (and ``body``) on a fresh connection; what the server answers within
+    ``timeout`` seconds (an empty answer when it waits for more)."""
+    with socket.create_connection(("127.0.0.1", server.port), timeout=timeout) as sock:
+        sock.sendall(head.encode() + body)
+        answer = b""
+        try:
+            while b"\r\n\r\n" not in answer:
+                chunk = sock.recv(65536)
+                if not chunk:
+                    break
+                answer += chunk
+        except TimeoutError:
+            pass
+        return answer
+
+
+# 1. a second server on the same folder or port ------------------------------------------------
+def start_server(data: Path, port: int) -> subprocess.Popen:
+    return subprocess.Popen([*CLI, "serve", "--port", str(port), "--data-dir", str(data)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def wait_until_up(process: subprocess.Popen, port: int) -> None:
+    deadline = time.time() + 60
+    while time.time() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"emotrace serve did not start: {process.stderr.read()}")
+        try:
+            httpx.get(f"http://127.0.0.1:{port}/health", timeout=1)
+            return
+        except httpx.HTTPError:
+            time.sleep(0.2)
+    raise TimeoutError("emotrace serve did not answer")
+
+
+def stop(process: subprocess.Popen) -> None:
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+def test_a_second_server_on_the_same_folder_or_port_leaves_the_running_job_alone(tmp_path):
+    video = write_panning_video(TESTDATA / "face.jpg", tmp_path / "long.mp4", frames=900, step=0)
+    data, port = tmp_path / "data", free_port()
+    first = start_server(data, port)
+    try:
+        wait_until_up(first, port)
+        base = f"http://127.0.0.1:{port}"
+        job_id = httpx.post(f"{base}/v1/jobs", files=upload("long.mp4", video.read_bytes()),
+                            timeout=30).json()["id"]
+        deadline = time.time() + 60
+        while httpx.get(f"{base}/v1/jobs/{job_id}").json()["progress"]["frames_done"] == 0:
+            assert time.time() < deadline
+            time.sleep(0.2)
+        same_port = subprocess.run([*CLI, "serve", "--port", str(port), "--data-dir", str(data)],
+                                   capture_output=True, text=True, timeout=60)
+        assert same_port.returncode == 2 and "cannot listen on" in same_port.stderr
+        same_folder = subprocess.run([*CLI, "serve", "--port", str(free_port()), "--data-dir",
+                                      str(data)], capture_output=True, text=True, timeout=60)
+        assert same_folder.returncode == 2, same_folder.stderr
+        assert f"in use by another emotrace serve (process {first.pid})" in same_folder.stderr
+        assert "Traceback" not in same_port.stderr + same_folder.stderr
+        job = httpx.get(f"{base}/v1/jobs/{job_id}").json()
+        assert job["status"] == "running" and job["warning"] is None, job
+        with sqlite3.connect(data / "jobs.sqlite") as db:
+            assert db.execute("SELECT attempts FROM jobs").fetchone()[0] == 1
+    finally:
+        stop(first)
+    assert first.returncode == 0, first.stderr.read()
+
+
+def test_job_errors_never_carry_server_paths(tmp_path, clip):
+    settings = ServerSettings(data_dir=tmp_path / "data")
+    stopped = TestClient(create_app(settings))  # no lifespan: the job waits
+    job_id = stopped.post("/v1/jobs", files=upload("talk.mp4", clip)).json()["id"]
+    files = stopped.app.state.store.files(job_id, stopped.app.state.store.get(job_id))
+    files.out.write_text("a file where the output folder goes")
+    with TestClient(create_app(settings)) as client:
+        job = wait_for(client, job_id)
+    assert job["status"] == "failed" and "out" in job["error"]
+    assert str(tmp_path) not in json.dumps(job)
+
+
+# 2. decoding off the event loop -----------------------------------------------------------------
+def test_a_large_photo_does_not_stall_other_requests(tmp_path):
+    big = write_png_bomb(tmp_path / "big.png", side=9999).read_bytes()  # 100 MP, under the limit
+    with ThreadedServer(create_app(ServerSettings(data_dir=tmp_path / "data"))) as server:
+        answers = []
+        posting = threading.Thread(target=lambda: answers.append(httpx.post(
+            f"{server.url}/v1/predict", files=upload("big.png", big), timeout=120)))
+        posting.start()
+        worst = 0.0
+        while posting.is_alive():
+            started = time.perf_counter()
+            assert httpx.get(f"{server.url}/health", timeout=30).status_code == 200
+            worst = max(worst, time.perf_counter() - started)
+            time.sleep(0.05)
+        assert answers[0].status_code == 200 and answers[0].json()["faces"] == []
+        assert worst < 1.0, f"/health waited {worst:.1f} s while the photo was decoded"
+
+
+def test_webcam_frames_have_a_small_pixel_cap(tmp_path):
+    frame = write_png_bomb(tmp_path / "frame.png", side=5000).read_bytes()  # 25 MP
+    with TestClient(create_app(ServerSettings(data_dir=tmp_path / "data"))) as client:
+        with client.websocket_connect("/v1/stream") as ws:
+            ws.send_bytes(frame)
+            assert "image too large (5000x5000 = 25 MP" in ws.receive_json()["error"]
+            ws.send_bytes(PHOTO)
+            assert len(ws.receive_json()["faces"]) == 4
+
+
+def test_concurrent_decodes_are_bounded_by_the_memory_budget():
+    import anyio
+
+    from emotrace.server.app import MemoryBudget, decode_cost
+
+    assert decode_cost(PHOTO) == 512 * 355 * 9
+    budget, peak, inside = MemoryBudget(100), [], []
+
+    async def use(size: int) -> None:
+        async with budget.hold(size):
+            inside.append(size)
+            peak.append((len(inside), sum(inside)))
+            await anyio.sleep(0.01)
+            inside.remove(size)
+
+    async def main() -> None:
+        async with anyio.create_task_group() as group:
+            for size in (60, 60, 30, 500, 10):
+                group.start_soon(use, size)
+
+    anyio.run(main)
+    assert len(peak) == 5 and budget.used == 0
+    assert all(total <= 100 for together, total in peak if together > 1)  # 500 ran alone
+
+
+# 5. the token and the declared length before the body ----------------------------------------
+def test_the_token_and_the_declared_length_are_checked_before_the_body(guarded):
+    head = ("POST /v1/jobs HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 300000000\r\n"
+            "Content-Type: multipart/form-data; boundary=x\r\n{auth}\r\n")
+    refused = raw_request(guarded, head.format(auth=""))
+    assert refused.startswith(b"HTTP/1.1 401"), refused
+    too_long = raw_request(guarded, head.format(auth=f"Authorization: Bearer {TOKEN}\r\n"))
+    assert too_long.startswith(b"HTTP/1.1 413"), too_long
+    assert list((Path(guarded.server.config.app.state.settings.data_dir) / "jobs").iterdir()) == []
+
+
+def test_413_from_a_body_longer_than_declared_is_json(guarded):
+    body = b"--x\r\nContent-Disposition: form-data; name=\"file\"; filename=\"a.jpg\"\r\n\r\n"
+    body += b"\0" * (4 * 1024 * 1024) + b"\r\n--x--\r\n"
+    response = httpx.post(f"{guarded.url}/v1/predict", content=iter([body]),  # chunked
+                          headers={"Authorization": f"Bearer {TOKEN}",
+                                   "Content-Type": "multipart/form-data; boundary=x"})
+    assert response.status_code == 413
+    assert response.json()["detail"].startswith("the upload is larger than 3 MB")
+
+
+def test_a_body_that_stalls_is_cut(tmp_path):
+    settings = ServerSettings(data_dir=tmp_path, body_timeout_s=1.0)
+    with ThreadedServer(create_app(settings)) as server:
+        started = time.monotonic()
+        answer = raw_request(server, "POST /v1/predict HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                                     "Content-Length: 1000\r\nContent-Type: multipart/form-data;"
+                                     " boundary=x\r\n\r\n", b"--x\r\n", timeout=10)
+        assert answer.startswith(b"HTTP/1.1 408"), answer
+        assert time.monotonic() - started < 5
+
+
+# 4. --max-queued under concurrent uploads --------------------------------------------------------
+def test_max_queued_holds_under_concurrent_uploads(tmp_path, clip):
+    client = TestClient(create_app(ServerSettings(data_dir=tmp_path, max_queued_jobs=2)))
+    codes, barrier = [], threading.Barrier(8)
+
+    def post() -> None:
+        barrier.wait()
+        codes.append(client.post("/v1/jobs", files=upload("v.mp4", clip)).status_code)
+
+    threads = [threading.Thread(target=post) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(120)
+    assert sorted(codes) == [202, 202] + [429] * 6
+    assert len(client.get("/v1/jobs").json()) == 2
+    assert len(list((tmp_path / "jobs").iterdir())) == 2
+
+
+# 9. DNS rebinding and cross-site requests ------------------------------------------------------
+def test_localhost_server_refuses_other_hosts_and_cross_site_requests(tmp_path):
+    with TestClient(create_app(ServerSettings(data_dir=tmp_path))) as client:
+        rebound = client.get("/v1/jobs", headers={"Host": "attacker.example:8000"})
+        assert rebound.status_code == 400 and "localhost only" in rebound.json()["detail"]
+        assert client.get("/v1/jobs", headers={"Host": "localhost:8000"}).status_code == 200
+        cross = client.post("/v1/predict", files=upload("face.jpg", PHOTO),
+                            headers={"Origin": "http://evil.example"})
+        assert cross.status_code == 403 and "--cors-origin" in cross.json()["detail"]
+        same = client.post("/v1/predict", files=upload("face.jpg", PHOTO),
+                           headers={"Origin": "http://127.0.0.1"})
+        assert same.status_code == 200
+        with pytest.raises(Exception):
+            with client.websocket_connect("/v1/stream",
+                                          headers={"Origin": "http://evil.example"}) as ws:
+                ws.receive_json()
+        with client.websocket_connect("/v1/stream", headers={"Origin": "http://127.0.0.1"}) as ws:
+            ws.send_bytes(PHOTO)
+            assert len(ws.receive_json()["faces"]) == 4
+    allowed = ServerSettings(data_dir=tmp_path / "b", cors_origins=("http://app.example",))
+    with TestClient(create_app(allowed)) as client:
+        answer = client.post("/v1/predict", files=upload("face.jpg", PHOTO),
+                             headers={"Origin": "http://app.example"})
+        assert answer.status_code == 200
+        assert answer.headers["access-control-allow-origin"] == "http://app.example"
+    public = ServerSettings(data_dir=tmp_path / "c", host="0.0.0.0")
+    with TestClient(create_app(public)) as client:  # a public address: any host name
+        assert client.get("/v1/jobs", headers={"Host": "emotrace.example"}).status_code == 200
+
+
+# 10. deletes leave no trace; owner-only files ---------------------------------------------------
+def test_deleted_jobs_leave_no_trace_and_files_are_private(tmp_path, clip):
+    data = tmp_path / "data"
+    with TestClient(create_app(ServerSettings(data_dir=data))) as client:
+        job_id = client.post("/v1/jobs", files=upload("secret-interview.mp4", clip)).json()["id"]
+        assert wait_for(client, job_id)["status"] == "done"
+        modes = {path.relative_to(data): stat.S_IMODE(path.stat().st_mode)
+                 for path in [data, *data.rglob("*")]}
+        assert all(mode == (0o700 if (data / path).is_dir() else 0o600)
+                   for path, mode in modes.items()), modes
+        assert client.delete(f"/v1/jobs/{job_id}").status_code == 204
+    for file in data.glob("jobs.sqlite*"):
+        content = file.read_bytes()
+        assert b"secret" not in content and job_id.encode() not in content, file.name
