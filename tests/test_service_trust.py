@@ -284,3 +284,134 @@ def test_deleted_jobs_leave_no_trace_and_files_are_private(tmp_path, clip):
     for file in data.glob("jobs.sqlite*"):
         content = file.read_bytes()
         assert b"secret" not in content and job_id.encode() not in content, file.name
+
+
+# 3. job options and the time left --------------------------------------------------------------
+def test_a_job_can_skip_the_video_and_choose_every_and_the_model(tmp_path, clip):
+    with TestClient(create_app(ServerSettings(data_dir=tmp_path))) as client:
+        unknown = client.post("/v1/jobs?model=huge", files=upload("v.mp4", clip))
+        assert unknown.status_code == 422
+        job_id = client.post("/v1/jobs?annotate=false&every=2&model=fast",
+                             files=upload("v.mp4", clip)).json()["id"]
+        job = wait_for(client, job_id)
+        assert job["status"] == "done", job
+        assert job["options"] == {"annotate": False, "every": 2, "model": "fast"}
+        assert job["progress"]["frames_done"] == job["progress"]["frames_total"] == 10
+        assert client.get(f"/v1/jobs/{job_id}/summary").json()["frames"] == 10
+        assert client.get(f"/v1/jobs/{job_id}/timeline.png").status_code == 200
+        assert client.get(f"/v1/jobs/{job_id}/video").status_code == 404
+
+
+def test_a_running_job_shows_the_time_left_and_can_be_cancelled(tmp_path):
+    long = write_panning_video(TESTDATA / "face.jpg", tmp_path / "long.mp4", frames=600, step=0)
+    with TestClient(create_app(ServerSettings(data_dir=tmp_path / "data"))) as client:
+        job_id = client.post("/v1/jobs", files=upload("long.mp4", long.read_bytes())).json()["id"]
+        deadline = time.time() + 60
+        while (job := client.get(f"/v1/jobs/{job_id}").json())["progress"]["eta_s"] is None:
+            assert time.time() < deadline, job
+            time.sleep(0.1)
+        progress = job["progress"]
+        assert job["status"] == "running" and progress["eta_s"] > 0
+        expected = (progress["frames_total"] - progress["frames_done"]) / progress["fps"]
+        assert abs(progress["eta_s"] - expected) < 0.2
+        assert client.delete(f"/v1/jobs/{job_id}").status_code == 204
+        assert client.get(f"/v1/jobs/{job_id}").status_code == 404
+        assert not (tmp_path / "data" / "jobs" / job_id).exists()
+
+
+# 6. restart accounting ----------------------------------------------------------------------------
+def test_clean_stops_cost_a_job_nothing_and_deaths_fail_it_the_third_time(tmp_path):
+    long = write_panning_video(TESTDATA / "face.jpg", tmp_path / "long.mp4", frames=600, step=0)
+    settings = ServerSettings(data_dir=tmp_path / "data")
+    for _ in range(2):  # two clean stops (SIGTERM, Ctrl-C) while the job runs
+        with TestClient(create_app(settings)) as client:
+            jobs = client.get("/v1/jobs").json()
+            job_id = jobs[0]["id"] if jobs else client.post(
+                "/v1/jobs", files=upload("long.mp4", long.read_bytes())).json()["id"]
+            while client.get(f"/v1/jobs/{job_id}").json()["progress"]["frames_done"] == 0:
+                time.sleep(0.1)
+        job = client.app.state.store.get(job_id)
+        assert job["status"] == "queued" and job["attempts"] == 0, job
+        assert "runs again when the server starts" in job["warning"]
+    store = client.app.state.store
+    store.update(job_id, status="running", attempts=3)  # the third death (SIGKILL, crash)
+    store.recover()
+    job = store.get(job_id)
+    assert job["status"] == "failed" and job["warning"] is None
+    assert job["error"] == ("the server died 3 times while this job was running (killed or "
+                            "crashed); it is not retried")
+
+
+# 8. every video format the CLI reads -------------------------------------------------------------
+def write_clip(path: Path, container: str, codec: str, frames: int = 24) -> Path:
+    import av
+    import cv2
+    import numpy as np
+
+    image = cv2.resize(cv2.imread(str(TESTDATA / "face.jpg")), (320, 224))
+    with av.open(str(path), "w", format=container) as out:
+        stream = out.add_stream(codec, rate=24)
+        stream.width, stream.height, stream.pix_fmt = 320, 224, "yuv420p"
+        for index in range(frames):
+            frame = np.roll(image, index, axis=1)
+            out.mux(stream.encode(av.VideoFrame.from_ndarray(frame, format="bgr24")))
+        out.mux(stream.encode())
+    return path
+
+
+@pytest.mark.parametrize("name, container, codec", [
+    ("clip.ts", "mpegts", "mpeg2video"), ("clip.wmv", "asf", "wmv2"),
+    ("clip.mpg", "mpeg", "mpeg1video"), ("clip.flv", "flv", "flv")])
+def test_videos_the_cli_reads_are_jobs_too(tmp_path, name, container, codec):
+    pytest.importorskip("av")
+    path = write_clip(tmp_path / name, container, codec)
+    cli = subprocess.run([*CLI, "predict", str(path), "--csv", str(tmp_path / "f.csv")],
+                         capture_output=True, text=True, timeout=120)
+    assert cli.returncode == 0, cli.stderr
+    with TestClient(create_app(ServerSettings(data_dir=tmp_path / "data"))) as client:
+        created = client.post("/v1/jobs", files=upload("upload.bin", path.read_bytes()))
+        assert created.status_code == 202, created.text
+        job = wait_for(client, created.json()["id"])
+    assert job["status"] == "done", job
+    assert job["progress"]["frames_done"] == job["progress"]["frames_total"] == 24
+
+
+# 11. retention on a timer -------------------------------------------------------------------------
+def test_retention_runs_on_a_timer(tmp_path, clip):
+    settings = ServerSettings(data_dir=tmp_path, retention_days=1, prune_every_s=0.3)
+    with TestClient(create_app(settings)) as client:
+        store = client.app.state.store
+        job_id, path = store.reserve("old.mp4", ".mp4", 10)
+        path.write_bytes(clip)
+        with sqlite3.connect(store.db) as db:  # a job that finished two days ago
+            db.execute("UPDATE jobs SET status = 'done', updated = ? WHERE id = ?",
+                       (time.time() - 2 * 86400, job_id))
+        deadline = time.time() + 10
+        while store.get(job_id) is not None:
+            assert time.time() < deadline, "retention did not run while the server was up"
+            time.sleep(0.1)
+        assert not path.parent.exists()
+
+
+# 7, 12. smaller items -------------------------------------------------------------------------------
+def test_webcam_with_a_wrong_token_is_told_why(tmp_path):
+    from starlette.websockets import WebSocketDisconnect
+
+    with TestClient(create_app(ServerSettings(data_dir=tmp_path, token=TOKEN))) as client:
+        with client.websocket_connect("/v1/stream?token=wrong-token") as ws:
+            with pytest.raises(WebSocketDisconnect) as closed:
+                ws.receive_json()
+    assert closed.value.code == 1008 and "token" in closed.value.reason
+
+
+def test_job_ids_with_a_trailing_newline_and_error_codes_in_openapi(tmp_path):
+    from emotrace.server.jobs import valid_job_id
+
+    assert valid_job_id("0" * 32) and not valid_job_id("0" * 32 + "\n")
+    with TestClient(create_app(ServerSettings(data_dir=tmp_path))) as client:
+        assert client.get("/v1/jobs/" + "0" * 32 + "%0A").status_code == 404
+        paths = client.get("/openapi.json").json()["paths"]
+    assert set(paths["/v1/jobs"]["post"]["responses"]) >= {"202", "401", "413", "415", "429"}
+    assert set(paths["/v1/predict"]["post"]["responses"]) >= {"200", "401", "413", "415", "422"}
+    assert set(paths["/v1/jobs/{job_id}/video"]["get"]["responses"]) >= {"401", "404", "409"}
+    assert set(paths["/v1/jobs/{job_id}"]["delete"]["responses"]) >= {"204", "401", "404"}
