@@ -95,6 +95,44 @@ def test_two_phase_finetuning_freezes_then_unfreezes_the_top(fer_slice, tmp_path
     assert best.exists()
 
 
+def test_phase_two_batch_norm_trains_in_the_unfrozen_blocks():
+    """Issue 28: the unfrozen blocks' BatchNorm must be in training mode in phase 2 (running
+    statistics move), although phase 1 put it in inference mode and Lightning restores every
+    module's mode after validation. Random init and random faces: only the mechanics count."""
+    import lightning as L
+    from torch.utils.data import DataLoader, TensorDataset
+
+    from emotrace.training.callbacks import TwoPhaseFinetuning
+    from emotrace.training.module import EmotionModule
+
+    config = load_config("mobilenetv2-fer2013-cpu", image_size=48, pretrained=False,
+                         freeze_epochs=1, scheduler="none", threads=2)
+    torch.manual_seed(0)
+    module = EmotionModule(config.to_dict())
+    norm = next(m for m in module.net.blocks[-1].modules()
+                if isinstance(m, torch.nn.modules.batchnorm._BatchNorm))
+    seen = []
+
+    class Probe(L.Callback):
+        def on_train_epoch_end(self, trainer, pl_module):  # after this epoch's validation
+            seen.append((norm.training, all(p.requires_grad for p in norm.parameters()),
+                         norm.running_mean.clone()))
+
+    faces = TensorDataset(torch.rand(64, 1, 48, 48), torch.randint(0, 7, (64,)))
+    trainer = L.Trainer(max_epochs=3, accelerator="cpu", devices=1, logger=False,
+                        enable_checkpointing=False, enable_progress_bar=False,
+                        enable_model_summary=False, num_sanity_val_steps=0,
+                        callbacks=[TwoPhaseFinetuning(1, None, 0.1), Probe()])
+    trainer.fit(module, DataLoader(faces, batch_size=16), DataLoader(faces, batch_size=32))
+    (frozen, frozen_grad, mean0), *phase2 = seen
+    assert not frozen and not frozen_grad  # phase 1: inference mode, frozen
+    before = mean0
+    for epoch, (training, grad, mean) in enumerate(phase2, start=2):
+        assert training and grad, f"epoch {epoch}: BatchNorm not training in phase 2"
+        assert not torch.equal(mean, before), f"epoch {epoch}: running_mean did not move"
+        before = mean
+
+
 def test_class_weights_and_balanced_sampler_run(fer_slice, tmp_path):
     for balance in ("weights", "sampler"):
         train(_config(fer_slice, epochs=1, balance=balance, model="plain_cnn", pretrained=False),

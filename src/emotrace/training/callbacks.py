@@ -24,7 +24,8 @@ class TwoPhaseFinetuning(BaseFinetuning):
     (``train_bn=False``; frozen batch-norm layers run in inference mode, so their ImageNet
     statistics do not move); only the head trains, at the configured LR. Phase 2: the top
     ``unfreeze_top`` backbone blocks (all if None) join the optimizer as a new parameter group
-    at ``lr_factor`` x the configured LR; the head's group keeps its own rate.
+    at ``lr_factor`` x the configured LR; the head's group keeps its own rate, and their batch
+    norm trains (training mode, running statistics updated) as ``train_bn=True`` says.
     """
 
     def __init__(self, freeze_epochs: int, unfreeze_top: int | None, lr_factor: float) -> None:
@@ -45,10 +46,13 @@ class TwoPhaseFinetuning(BaseFinetuning):
                                               train_bn=True)
         elif epoch > self.freeze_epochs:  # a resumed run: its parameter groups came back
             self.make_trainable(self._top_blocks(pl_module))
+        # Called at the start of every training epoch. Frozen batch norm runs in inference mode;
+        # unfrozen batch norm must be put back in training mode each epoch: phase 1 left it in
+        # inference mode and Lightning restores every module's mode after validation, so
+        # without this its running statistics never moved in phase 2 (issue 28).
         for module in pl_module.net.backbone.modules():
             if isinstance(module, nn.modules.batchnorm._BatchNorm):
-                if not any(p.requires_grad for p in module.parameters()):
-                    module.eval()
+                module.train(any(p.requires_grad for p in module.parameters()))
 
 
 class HistoryWriter(L.Callback):
