@@ -235,10 +235,8 @@ def _video_writer(path: Path, suffix: str, fps: float, size: tuple[int, int]):
             return _PyAVWriter(path, fps, size)
         except ImportError:
             pass
-    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*VIDEO_CODECS[suffix]),
-                             fps or 30.0, size)
-    writer.counts_frames = True
-    return writer
+    return cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*VIDEO_CODECS[suffix]),
+                           fps or 30.0, size)
 
 
 class AnnotatedSink(Sink):
@@ -325,7 +323,7 @@ class AnnotatedSink(Sink):
             video.tmp.unlink(missing_ok=True)
             raise OutputError(video.path, "the video could not be written whole (is the disk "
                                           "full?); nothing was left under this name") from None
-        if video.writer.counts_frames and _count_frames(video.tmp) != video.frames:
+        if getattr(video.writer, "counts_frames", True) and _count_frames(video.tmp) != video.frames:
             # OpenCV's writer reports no write errors: count what reached the file
             video.tmp.unlink(missing_ok=True)
             raise OutputError(video.path, "the video could not be written whole (is the disk "
