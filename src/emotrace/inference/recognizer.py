@@ -19,7 +19,9 @@ from emotrace.errors import ConfigError
 from emotrace.inference.classifier import EmotionClassifier
 from emotrace.inference.detectors import Detection, FaceDetector, create_detector
 from emotrace.inference.framing import Framing
+from emotrace.inference.identity import FaceEmbedder, PersonGallery
 from emotrace.inference.results import Face, Result
+from emotrace.inference.scenes import CutDetector
 from emotrace.inference.sinks import Sink
 from emotrace.inference.sources import (DEFAULT_TIMEOUT_S, Frame, SourceError, SourceInfo,
                                         expand_sources, open_source, to_bgr8)
@@ -44,7 +46,7 @@ class Recognizer:
     >>> rec = Recognizer()                          # shipped model, YuNet detector
     >>> rec.predict("photo.jpg")[0].save("annotated.jpg")
     >>> for r in rec.predict("lecture.mp4", stream=True):
-    ...     print(r.time, [(f.track_id, f.emotion) for f in r.faces])
+    ...     print(r.time, [(f.person_id, f.emotion) for f in r.faces])
 
     ``min_face``: faces smaller than this (pixels, shorter side) are ignored: a classifier trained
     on 48-px faces reads little from fewer than 24 px, and skipping them lets YuNet run on a
@@ -54,6 +56,9 @@ class Recognizer:
     scores in between: k=3 at 30 fps still reads each face 10 times a second and makes a crowded
     frame about twice as fast (``benchmarks/classroom.py``). ``detect_every``: in video, detect
     faces every k-th frame and move the tracked faces in between (needs tracking).
+    ``identify``: in video, give each person one ``person_id`` for the whole video, across
+    losses and shot changes (SFace embeddings matched to the people seen so far; needs tracking,
+    off without it); off, each motion track is its own person.
     ``timeout``: seconds without a frame after which a stream or camera is reported as stalled.
     """
 
@@ -61,7 +66,7 @@ class Recognizer:
                  min_face: int = DEFAULT_MIN_FACE, framing: Framing = DEFAULT_FRAMING, track: bool = True,
                  smooth: float = 0.0, threads: int | None = None,
                  timeout: float = DEFAULT_TIMEOUT_S, classify_every: int = 1,
-                 detect_every: int = 1) -> None:
+                 detect_every: int = 1, identify: bool = True) -> None:
         if not 0.0 <= smooth < 1.0:
             raise ConfigError(f"smoothing must be in [0, 1), got {smooth}")
         for name, value in (("classify_every", classify_every), ("detect_every", detect_every)):
@@ -77,6 +82,7 @@ class Recognizer:
         self.classifier = EmotionClassifier(model, threads=threads)
         self.min_face, self.framing, self.track, self.smooth = min_face, framing, track, smooth
         self.classify_every, self.detect_every = classify_every, detect_every
+        self.identify = bool(identify) and track
         self.timeout = timeout
         # OpenCV's detectors keep per-call state: each thread gets its own (onnxruntime's session
         # is thread-safe), so one Recognizer serves a pool of threads (the HTTP service).
@@ -94,6 +100,14 @@ class Recognizer:
         if detector is None:
             detector = self._local.detector = create_detector(self._detector_name, self.min_face)
         return detector
+
+    @property
+    def embedder(self) -> FaceEmbedder:
+        """The face embedder (SFace) of the calling thread, made on first use."""
+        embedder = getattr(self._local, "embedder", None)
+        if embedder is None:
+            embedder = self._local.embedder = FaceEmbedder()
+        return embedder
 
     @property
     def whole_image(self) -> bool:
@@ -115,13 +129,14 @@ class Recognizer:
         if stream is None:
             detections = self.detect(image)
             ids: list[int | None] = [None] * len(detections)
+            people: list[int | None] = ids
         else:
-            detections, ids = stream.faces(image)
+            detections, ids, people = stream.faces(image)
         due = [stream is None or stream.due(track_id) for track_id in ids]
         crops = [self.crop(image, d) for d, fresh in zip(detections, due) if fresh]
         fresh_probs = iter(self.classifier.predict_faces(crops))
         faces = []
-        for detection, track_id, fresh in zip(detections, ids, due):
+        for detection, track_id, person_id, fresh in zip(detections, ids, people, due):
             p = next(fresh_probs) if fresh else None
             if stream is not None:
                 p = stream.scores(track_id, p)
@@ -129,10 +144,13 @@ class Recognizer:
             faces.append(Face(detection.box, max(scores, key=scores.get), scores,
                               None if detection.score is None else round(detection.score, 4),
                               None if detection.landmarks is None
-                              else np.round(detection.landmarks, 1).tolist(), track_id))
+                              else np.round(detection.landmarks, 1).tolist(), track_id,
+                              person_id))
+        thumbnails = {}
         if stream is not None:
-            stream.end_frame(ids)
-        return Result(source, faces, frame, time, image=image, warning=self._size_warning(image))
+            thumbnails = stream.end_frame(ids)
+        return Result(source, faces, frame, time, image=image, warning=self._size_warning(image),
+                      thumbnails=thumbnails)
 
     def _size_warning(self, image: np.ndarray) -> str | None:
         height, width = image.shape[:2]
@@ -218,13 +236,18 @@ class Recognizer:
 
 
 class VideoStream:
-    """The state of one video, camera or stream: face ids (tracker), smoothed scores, and which
-    faces are due for classification follow each person across its frames. Made by
-    :meth:`Recognizer.stream`; one per stream."""
+    """The state of one video, camera or stream: face ids (tracker), person ids (cuts and a
+    gallery of the people seen so far), smoothed scores, and which faces are due for
+    classification follow each person across its frames. Made by :meth:`Recognizer.stream`;
+    one per stream."""
 
     def __init__(self, recognizer: Recognizer, fps: float = 30.0) -> None:
         self.recognizer = recognizer
         self.tracker = FaceTracker(fps=fps) if recognizer.track else None
+        self.gallery = (PersonGallery(lambda image, d: recognizer.embedder.embed(image, d))
+                        if recognizer.identify else None)
+        self.cuts = CutDetector() if self.gallery else None
+        self.cut_frames: list[int] = []  # frames where a new shot started
         self.smoother = (ScoreSmoother(recognizer.smooth)
                          if recognizer.smooth and self.tracker else None)
         self.every, self.detect_every = recognizer.classify_every, recognizer.detect_every
@@ -237,16 +260,33 @@ class VideoStream:
         """Faces and emotions of the stream's next frame."""
         return self.recognizer._recognize(to_bgr8(image), source, self.frames, time, self)
 
-    def faces(self, image: np.ndarray) -> tuple[list[Detection], list[int | None]]:
-        """This frame's faces and their ids: detected, or on frames between two detections
-        (``detect_every``) the last detected faces moved to where the tracker predicts them."""
-        if self.frames % self.detect_every:
-            return self._predicted(image)
+    def faces(self, image: np.ndarray
+              ) -> tuple[list[Detection], list[int | None], list[int | None]]:
+        """This frame's faces, their track ids and person ids: detected, or on frames between
+        two detections (``detect_every``) the last detected faces moved to where the tracker
+        predicts them. A new shot ends every track and is always detected."""
+        cut = self.cuts is not None and self.cuts(image)
+        if cut:
+            self.cut_frames.append(self.frames)
+            self.tracker.reset()
+            self.gallery.forget_tracks()
+            self._detected = {}
+        if self.frames % self.detect_every and not cut:
+            detections, ids = self._predicted(image)
+            return detections, ids, self._people(ids)
         detections = self.recognizer.detect(image)
         ids = self.track([d.box for d in detections])
         if self.detect_every > 1:
             self._detected = dict(zip(ids, detections))
-        return detections, ids
+        if self.gallery is None:
+            return detections, ids, ids
+        return detections, ids, self.gallery.update(image, detections, ids, self.frames)
+
+    def _people(self, ids: list[int | None]) -> list[int | None]:
+        """Person ids of tracks seen before (frames without detection)."""
+        if self.gallery is None:
+            return ids
+        return [self.gallery.person_of(t) for t in ids]
 
     def _predicted(self, image: np.ndarray) -> tuple[list[Detection], list[int | None]]:
         height, width = image.shape[:2]
@@ -286,10 +326,15 @@ class VideoStream:
         self._last[track_id] = probs
         return probs
 
-    def end_frame(self, ids: list[int | None]) -> None:
+    def end_frame(self, ids: list[int | None]) -> dict[int, np.ndarray]:
         """Forget the scores of faces that left the frame (a returning face is classified at
-        once) and count the frame."""
+        once) and count the frame. Returns the thumbnails of the people whose best crop this
+        frame improved (person id -> BGR crop)."""
         visible = set(ids)
         for track_id in [t for t in self._last if t not in visible]:
             del self._last[track_id]
         self.frames += 1
+        if self.gallery is None or not self.gallery.improved:
+            return {}
+        improved, self.gallery.improved = self.gallery.improved, set()
+        return {p: self.gallery.people[p].thumbnail for p in improved}

@@ -20,7 +20,9 @@ COLORS = {"angry": (40, 40, 220), "disgust": (40, 140, 40), "fear": (160, 60, 16
 
 @dataclass
 class Face:
-    """One face: box ``(x, y, w, h)``, detector score, landmarks, emotion and its 7 scores."""
+    """One face: box ``(x, y, w, h)``, detector score, landmarks, emotion and its 7 scores.
+    In video: ``track_id`` (a motion track: ends when the face is lost or the shot changes) and
+    ``person_id`` (one id per person for the whole video or stream)."""
 
     box: tuple[int, int, int, int]
     emotion: str
@@ -28,6 +30,7 @@ class Face:
     score: float | None = None
     landmarks: list[list[float]] | None = None
     track_id: int | None = None
+    person_id: int | None = None
 
     def to_dict(self) -> dict[str, Any]:
         data: dict[str, Any] = {"box": list(self.box), "score": self.score,
@@ -36,6 +39,8 @@ class Face:
             data["landmarks"] = self.landmarks
         if self.track_id is not None:
             data["track_id"] = self.track_id
+        if self.person_id is not None:
+            data["person_id"] = self.person_id
         return data
 
 
@@ -43,7 +48,9 @@ class Face:
 class Result:
     """The faces of one image or frame. ``frame``/``time`` are None for still images;
     ``error`` is set (and ``faces`` empty) when the source could not be read; ``warning`` when
-    the result is doubtful (an image too small for face detection)."""
+    the result is doubtful (an image too small for face detection). ``thumbnails``: in video,
+    the people (person id -> BGR face crop) whose best thumbnail so far first appears in this
+    frame (not part of ``to_dict``)."""
 
     source: str
     faces: list[Face] = field(default_factory=list)
@@ -52,6 +59,7 @@ class Result:
     error: str | None = None
     warning: str | None = None
     image: np.ndarray | None = field(default=None, repr=False)
+    thumbnails: dict[int, np.ndarray] = field(default_factory=dict, repr=False)
 
     @property
     def ok(self) -> bool:
@@ -95,8 +103,8 @@ def _draw_face(canvas: np.ndarray, face: Face, thickness: int) -> None:
     color = COLORS.get(face.emotion, (255, 255, 255))
     cv2.rectangle(canvas, (x, y), (x + w, y + h), color, thickness + 1)
     label = f"{face.emotion} {face.scores[face.emotion]:.0%}"
-    if face.track_id is not None:
-        label = f"#{face.track_id} {label}"
+    if face.person_id is not None or face.track_id is not None:
+        label = f"#{face.person_id if face.person_id is not None else face.track_id} {label}"
     font_scale = max(0.4, min(1.2, w / 160))
     (tw, th), base = cv2.getTextSize(label, cv2.FONT_HERSHEY_SIMPLEX, font_scale, thickness)
     top = max(th + base, y)

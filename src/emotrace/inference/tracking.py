@@ -1,4 +1,5 @@
-"""Face ids across video frames: motpy's Kalman/IoU multi-object tracker, plus per-track score
+"""Face ids across video frames: motpy's Kalman/IoU multi-object tracker (short-term motion
+tracks; :mod:`emotrace.inference.identity` turns them into one id per person), plus per-track score
 smoothing. (Supervision's ByteTrack needs the non-headless OpenCV wheel, so it is not used.)"""
 
 from __future__ import annotations
@@ -27,13 +28,19 @@ class FaceTracker:
     """
 
     def __init__(self, fps: float = 30.0, min_iou: float = 0.2, max_staleness: int = 15) -> None:
-        self.matcher = _RecordingMatcher(min_iou=min_iou)
+        self.fps, self.min_iou, self.max_staleness = fps, min_iou, max_staleness
+        self._ids: dict[str, int] = {}
+        self.reset()
+
+    def reset(self) -> None:
+        """End every track (after a cut, positions say nothing about who is who); new tracks
+        get new ids."""
+        self.matcher = _RecordingMatcher(min_iou=self.min_iou)
         self.tracker = MultiObjectTracker(
-            dt=1.0 / max(fps, 1.0), matching_fn=self.matcher,
+            dt=1.0 / max(self.fps, 1.0), matching_fn=self.matcher,
             model_spec={"order_pos": 1, "dim_pos": 2, "order_size": 0, "dim_size": 2,
                         "q_var_pos": 5000.0, "r_var_pos": 0.1},
-            tracker_kwargs={"max_staleness": max_staleness})
-        self._ids: dict[str, int] = {}
+            tracker_kwargs={"max_staleness": self.max_staleness})
         self._seen: list = []  # the motpy trackers of the last update's faces
 
     def update(self, boxes: list[tuple[int, int, int, int]]) -> list[int]:

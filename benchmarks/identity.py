@@ -1,0 +1,167 @@
+"""One person, one id: IDF1 and id switches on clips with known identities, cut detection
+precision/recall, and the id count on the Intel clips.
+
+    python benchmarks/identity.py [--thresholds 0.3 0.363 0.45] [--quick]
+
+Clips come from ``benchmarks/identity_clips.py`` (LFW photos of the dev set, written to a temp
+folder at run time). Each clip runs through ``Recognizer.stream`` with re-identification (one
+run per match threshold) and without it (``identify=False``: a person id per motion track, the
+old behaviour), with default settings and with ``detect_every=2, classify_every=3``. Scored with
+``motmetrics`` (IoU >= 0.5 between a face and a ground-truth box, our own distance matrix).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import cv2
+import motmetrics as mm
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from identity_clips import clips, people_with_photos, write_clip  # noqa: E402
+
+from emotrace import Recognizer  # noqa: E402
+from emotrace.inference.scenes import CutDetector  # noqa: E402
+
+SHARED = Path(__file__).resolve().parents[1].parent / "shared"
+INTEL = sorted((SHARED / "testdata" / "videos").glob("*.gif"))
+FAST = {"detect_every": 2, "classify_every": 3}
+
+
+def iou_distance(truth: list, faces: list) -> np.ndarray:
+    """1 - IoU between ground-truth boxes and face boxes (nan below IoU 0.5: no match)."""
+    distance = np.full((len(truth), len(faces)), np.nan)
+    for i, (_, (ax, ay, aw, ah)) in enumerate(truth):
+        for j, face in enumerate(faces):
+            bx, by, bw, bh = face.box
+            w = max(0, min(ax + aw, bx + bw) - max(ax, bx))
+            h = max(0, min(ay + ah, by + bh) - max(ay, by))
+            overlap = w * h / (aw * ah + bw * bh - w * h)
+            if overlap >= 0.5:
+                distance[i, j] = 1.0 - overlap
+    return distance
+
+
+def run_clip(video: Path, truth: dict, options: dict, threshold: float | None) -> dict:
+    """Recognise a clip frame by frame; score ids against the truth."""
+    recognizer = Recognizer(**options)
+    capture = cv2.VideoCapture(str(video))
+    stream = recognizer.stream(capture.get(cv2.CAP_PROP_FPS) or 30.0)
+    if threshold is not None:
+        stream.gallery.threshold = threshold
+    accumulator = mm.MOTAccumulator(auto_id=True)
+    people: set = set()
+    labels: dict[str, int] = {}  # motmetrics wants numbers
+    start = time.perf_counter()
+    for frame_truth in truth["frames"]:
+        ok, image = capture.read()
+        if not ok:
+            break
+        faces = stream.recognize(image).faces
+        people |= {f.person_id for f in faces}
+        accumulator.update([labels.setdefault(label, len(labels)) for label, _ in frame_truth], [f.person_id for f in faces],
+                           iou_distance(frame_truth, faces))
+    seconds = time.perf_counter() - start
+    metrics = mm.metrics.create().compute(
+        accumulator, metrics=["idf1", "idp", "idr", "num_switches", "recall", "precision", "mota",
+                              "num_unique_objects"], name="clip")
+    row = {k: float(v) for k, v in metrics.iloc[0].items()}
+    cuts = stream.cut_frames
+    found = sum(any(abs(c - t) <= 1 for c in cuts) for t in truth["cuts"])
+    return row | {"ids": len(people), "seconds": seconds, "cuts_true": len(truth["cuts"]),
+                  "cuts_found": found, "cuts_reported": len(cuts),
+                  "embeddings": stream.gallery.embeddings if stream.gallery else 0}
+
+
+def cut_sweep(videos: list[tuple[Path, dict]], thresholds: list[float]) -> list[dict]:
+    """Precision and recall of the cut detector at several thresholds (a cut counts as found
+    within one frame of the true one)."""
+    distances = []
+    for video, truth in videos:
+        detector, capture, values = CutDetector(), cv2.VideoCapture(str(video)), []
+        while (image := capture.read()[1]) is not None:
+            detector(image)
+            values.append(detector.last_distance)
+        distances.append((np.array(values), truth["cuts"]))
+    rows = []
+    for threshold in thresholds:
+        true_pos = reported = total = 0
+        for values, cuts in distances:
+            hits = [i for i in np.flatnonzero(values > threshold)]
+            reported += len(hits)
+            total += len(cuts)
+            true_pos += sum(any(abs(h - c) <= 1 for h in hits) for c in cuts)
+        rows.append({"threshold": threshold, "precision": true_pos / max(reported, 1),
+                     "recall": true_pos / max(total, 1), "reported": reported, "cuts": total})
+    biggest_non_cut = max(float(np.delete(v, [c for c in cuts]).max()) for v, cuts in distances)
+    smallest_cut = min(float(v[c]) for v, cuts in distances for c in cuts)
+    rows.append({"smallest_cut_distance": smallest_cut, "largest_non_cut_distance": biggest_non_cut})
+    return rows
+
+
+def intel_ids(options: dict) -> list[dict]:
+    rows = []
+    for gif in INTEL:
+        for identify in (False, True):
+            results = Recognizer(identify=identify, **options).predict(gif)
+            faces = [f for r in results for f in r.faces]
+            rows.append({"clip": gif.name, "identify": identify, "frames": len(results),
+                         "faces": len(faces), "tracks": len({f.track_id for f in faces}),
+                         "ids": len({f.person_id for f in faces})})
+    return rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--thresholds", type=float, nargs="+", default=[0.3, 0.363, 0.45])
+    parser.add_argument("--quick", action="store_true", help="default settings only")
+    args = parser.parse_args()
+    photos = people_with_photos()
+    report: dict = {"runs": []}
+    with tempfile.TemporaryDirectory(prefix="emotrace-identity-") as tmp:
+        videos = [(clip, *write_clip(clip, Path(tmp), photos)) for clip in clips()]
+        sweep = cut_sweep([(v, t) for _, v, t in videos], [0.2, 0.25, 0.3, 0.35, 0.4, 0.5])
+        report["cut_sweep"] = sweep
+        print("cut detector (HSV histograms, Bhattacharyya distance), all clips:")
+        for row in sweep[:-1]:
+            print(f"  threshold {row['threshold']:.2f}: precision {row['precision']:.3f} "
+                  f"recall {row['recall']:.3f} ({row['reported']} reported, {row['cuts']} cuts)")
+        print(f"  smallest distance at a cut {sweep[-1]['smallest_cut_distance']:.3f}, largest "
+              f"elsewhere {sweep[-1]['largest_non_cut_distance']:.3f}")
+        configs = [("default", {})] + ([] if args.quick else [("detect 2, classify 3", FAST)])
+        header = (f"{'clip':<14}{'settings':<22}{'re-id':<8}{'IDF1':>7}{'IDP':>7}{'IDsw':>6}"
+                  f"{'ids':>5}"
+                  f"{'people':>8}{'recall':>8}{'prec':>7}{'cuts':>7}{'embeds':>8}{'s':>7}")
+        print(header)
+        for clip, video, truth in videos:
+            for label, options in configs:
+                for threshold in [None, *args.thresholds]:
+                    row = run_clip(video, truth, options | {"identify": threshold is not None},
+                                   threshold)
+                    mode = "off" if threshold is None else f"{threshold:.3f}"
+                    report["runs"].append({"clip": clip.name, "settings": label,
+                                           "threshold": threshold} | row)
+                    print(f"{clip.name:<14}{label:<22}{mode:<8}{row['idf1']:>7.3f}"
+                          f"{row['idp']:>7.3f}"
+                          f"{row['num_switches']:>6.0f}{row['ids']:>5}"
+                          f"{row['num_unique_objects']:>8.0f}{row['recall']:>8.3f}"
+                          f"{row['precision']:>7.3f}"
+                          f"{row['cuts_found']:>3}/{row['cuts_true']}({row['cuts_reported']})"
+                          f"{row['embeddings']:>6}{row['seconds']:>7.1f}", flush=True)
+    print("Intel clips (../shared/testdata/videos), default settings:")
+    report["intel"] = intel_ids({})
+    for row in report["intel"]:
+        print(f"  {row['clip']:<52} re-id {'on ' if row['identify'] else 'off'} "
+              f"frames {row['frames']:>3} faces {row['faces']:>4} tracks {row['tracks']:>3} "
+              f"ids {row['ids']:>3}")
+    print(json.dumps(report))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,257 @@
+"""One person, one id, for a whole video: SFace face embeddings matched to a per-video gallery.
+
+Motion tracks (:mod:`emotrace.inference.tracking`) keep an id only while a box moves smoothly;
+a face that is lost (hidden, looking down, out of the frame) or comes back after a cut starts a
+new track. :class:`PersonGallery` gives each new track the id of the known person it looks like
+(cosine similarity of SFace embeddings of the aligned face, above a threshold chosen on
+``benchmarks/identity.py``), or a new person id. Embeddings cost about 50-100 ms a face on one
+core, so a face is embedded only when its track is born, plus one face (the one embedded longest
+ago) every ``refresh_every`` frames, never every face every frame.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+
+import cv2
+import numpy as np
+from scipy.optimize import linear_sum_assignment
+
+from emotrace.errors import ConfigError, NotFoundError
+from emotrace.inference.detectors import Detection
+
+SFACE_FILE = "face_recognition_sface_2021dec_int8bq.onnx"
+#: Cosine similarity above which two aligned faces are the same person; chosen on the clips of
+#: ``benchmarks/identity.py`` (OpenCV's own cut-off for SFace is 0.363).
+DEFAULT_MATCH_THRESHOLD = 0.363
+#: One visible face is re-embedded every this many frames (the one embedded longest ago): new
+#: views for the gallery, a better thumbnail. 150 frames (5 s at 30 fps) cost about 0.5 ms a frame.
+DEFAULT_REFRESH_EVERY = 150
+MAX_EMBEDDINGS = 8  # per person: the first view and the latest ones
+#: Tracks unseen for this many frames are dropped (the tracker retires them far sooner).
+FORGET_TRACK_AFTER = 600
+THUMBNAIL_MARGIN = 0.25  # of the face box, on each side
+
+
+class FaceEmbedder:
+    """SFace (OpenCV Zoo, shipped in the package): 128-d embeddings of faces aligned with the
+    detector's five landmarks.
+
+    Example:
+        >>> embedder = FaceEmbedder()
+        >>> vector, aligned = embedder.embed(image, detection)   # None when no landmarks
+    """
+
+    def __init__(self, model: str | Path | None = None) -> None:
+        path = Path(model) if model else Path(str(resources.files("emotrace") / "assets"
+                                                  / SFACE_FILE))
+        if not path.is_file():
+            raise NotFoundError(f"SFace model not found: {path}; reinstall emotrace")
+        self.model = cv2.FaceRecognizerSF.create(str(path), "")
+
+    def embed(self, image: np.ndarray,
+              detection: Detection) -> tuple[np.ndarray, np.ndarray] | None:
+        """The unit-length embedding of one face and its 112x112 aligned crop, or None when
+        the detection has no landmarks (Haar detector) to align it with."""
+        if detection.landmarks is None:
+            return None
+        row = np.concatenate([np.asarray(detection.box, np.float32),
+                              np.asarray(detection.landmarks, np.float32).ravel(),
+                              [detection.score or 1.0]]).astype(np.float32)
+        aligned = self.model.alignCrop(image, row)
+        vector = self.model.feature(aligned).ravel().astype(np.float32)
+        return vector / max(float(np.linalg.norm(vector)), 1e-12), aligned
+
+
+def face_quality(aligned: np.ndarray, landmarks: np.ndarray) -> float:
+    """How good a thumbnail a face makes: sharpness (variance of the Laplacian of the aligned
+    crop) times frontality (1 when the nose sits midway between the eyes, 0 at profile)."""
+    grey = cv2.cvtColor(aligned, cv2.COLOR_BGR2GRAY) if aligned.ndim == 3 else aligned
+    sharpness = float(cv2.Laplacian(grey, cv2.CV_64F).var())
+    (rx, _), (lx, _), (nx, _) = landmarks[0], landmarks[1], landmarks[2]
+    eye_span = abs(lx - rx)
+    frontal = 0.0 if eye_span < 1e-6 else max(0.0, 1.0 - 2.0 * abs(nx - (lx + rx) / 2) / eye_span)
+    return sharpness * frontal
+
+
+def thumbnail_crop(image: np.ndarray, box: tuple[int, int, int, int],
+                   side: int = 160) -> np.ndarray:
+    """The face box with a margin, at most ``side`` px on its longer side (a copy)."""
+    x, y, w, h = box
+    mx, my = round(w * THUMBNAIL_MARGIN), round(h * THUMBNAIL_MARGIN)
+    height, width = image.shape[:2]
+    crop = image[max(0, y - my):min(height, y + h + my), max(0, x - mx):min(width, x + w + mx)]
+    scale = side / max(crop.shape[:2])
+    if scale < 1.0:
+        crop = cv2.resize(crop, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
+    return crop.copy()
+
+
+@dataclass
+class Person:
+    """A person of one video: id, embeddings (first view + latest), best thumbnail."""
+
+    id: int
+    embeddings: list[np.ndarray] = field(default_factory=list)
+    thumbnail: np.ndarray | None = None
+    quality: float = -1.0
+
+    def similarity(self, vector: np.ndarray) -> float:
+        """Cosine similarity of ``vector`` to this person's closest stored view (-1 if none)."""
+        return max((float(e @ vector) for e in self.embeddings), default=-1.0)
+
+    def remember(self, vector: np.ndarray) -> None:
+        self.embeddings.append(vector)
+        if len(self.embeddings) > MAX_EMBEDDINGS:
+            del self.embeddings[1]  # keep the first view: it anchors the person
+
+
+@dataclass
+class _Track:
+    person: int
+    embedded_at: int  # frame of the track's last embedding (-1: none)
+    seen_at: int = 0  # frame where the track was last visible
+
+
+class PersonGallery:
+    """Person ids for the motion tracks of one video (see the module docstring).
+
+    Two faces of one frame never share a person id: a new track is matched only to people not
+    visible in that frame, one track per person (an optimal assignment). A track whose face
+    has no landmarks cannot be embedded: it gets a new person id (tracking only).
+
+    ``embed``: a face's embedding and aligned crop (:meth:`FaceEmbedder.embed`).
+
+    Example:
+        >>> gallery = PersonGallery(FaceEmbedder().embed)
+        >>> people = gallery.update(image, detections, track_ids, frame=0)
+    """
+
+    def __init__(self, embed: Callable[[np.ndarray, Detection],
+                                       tuple[np.ndarray, np.ndarray] | None],
+                 threshold: float = DEFAULT_MATCH_THRESHOLD,
+                 refresh_every: int = DEFAULT_REFRESH_EVERY) -> None:
+        if not -1.0 < threshold < 1.0:
+            raise ConfigError(f"match threshold must be between -1 and 1, got {threshold}")
+        if refresh_every < 1:
+            raise ConfigError(f"refresh_every must be >= 1, got {refresh_every}")
+        self.embed, self.threshold, self.refresh_every = embed, threshold, refresh_every
+        self.people: dict[int, Person] = {}
+        self.tracks: dict[int, _Track] = {}
+        self.embeddings = 0  # embeddings computed (cost accounting)
+        self._next_refresh = refresh_every
+        self.improved: set[int] = set()  # people whose thumbnail got better in the last update
+
+    def person_of(self, track_id: int) -> int | None:
+        """The person id of a known track (None for a track never seen)."""
+        track = self.tracks.get(track_id)
+        return None if track is None else track.person
+
+    def forget_tracks(self) -> None:
+        """After a cut: every track ended; the people stay in the gallery."""
+        self.tracks.clear()
+
+    def update(self, image: np.ndarray, detections: list[Detection], track_ids: list[int],
+               frame: int) -> list[int]:
+        """The person id of each face of a frame where faces were detected (same order).
+
+        Args:
+            image: the BGR frame.
+            detections: its faces (landmarks needed for embedding).
+            track_ids: their motion-track ids.
+            frame: the frame's index (schedules the periodic refresh).
+        Returns:
+            one person id per face.
+        """
+        self.improved = set()
+        born = [i for i, t in enumerate(track_ids) if t not in self.tracks]
+        taken = {self.tracks[t].person for t in track_ids if t in self.tracks}
+        views: dict[int, tuple[np.ndarray, float]] = {}
+        for index in born:
+            embedded = self._embed(image, detections[index])
+            if embedded is not None:
+                views[index] = embedded
+        self._match(born, {i: v for i, (v, _) in views.items()}, track_ids, taken, frame)
+        for index, (vector, quality) in views.items():
+            self._keep_view(self.tracks[track_ids[index]].person, vector, quality, image,
+                            detections[index].box)
+        if frame >= self._next_refresh:
+            self._refresh(image, detections, track_ids, frame, set(born))
+        for track_id in track_ids:
+            self.tracks[track_id].seen_at = frame
+        if frame % FORGET_TRACK_AFTER == 0:
+            self.tracks = {t: s for t, s in self.tracks.items()
+                           if s.seen_at >= frame - FORGET_TRACK_AFTER}
+        return [self.tracks[t].person for t in track_ids]
+
+    # -- steps ---------------------------------------------------------------------------------
+    def _embed(self, image: np.ndarray, detection: Detection) -> tuple[np.ndarray, float] | None:
+        """The face's embedding and its quality as a thumbnail (None: no landmarks)."""
+        embedded = self.embed(image, detection)
+        if embedded is None:
+            return None
+        self.embeddings += 1
+        vector, aligned = embedded
+        return vector, face_quality(aligned, np.asarray(detection.landmarks))
+
+    def _match(self, born: list[int], vectors: dict[int, np.ndarray], track_ids: list[int],
+               taken: set[int], frame: int) -> None:
+        """Give each new track a person: the best free known person above the threshold (one
+        track per person), else a new one."""
+        free = [p for p in self.people.values() if p.id not in taken and p.embeddings]
+        rows = [i for i in born if i in vectors]
+        chosen: dict[int, int] = {}
+        if rows and free:
+            similarity = np.array([[p.similarity(vectors[i]) for p in free] for i in rows])
+            for r, c in zip(*linear_sum_assignment(-similarity)):
+                if similarity[r, c] >= self.threshold:
+                    chosen[rows[r]] = free[c].id
+        for index in born:
+            person = chosen.get(index)
+            if person is None:
+                person = len(self.people) + 1
+                self.people[person] = Person(person)
+            else:  # a lost track still holding this person lets go (it is someone else now)
+                for other in [t for t, s in self.tracks.items() if s.person == person]:
+                    del self.tracks[other]
+            self.tracks[track_ids[index]] = _Track(person, frame if index in vectors else -1, frame)
+
+    def _keep_view(self, person_id: int, vector: np.ndarray, quality: float, image: np.ndarray,
+                   box: tuple[int, int, int, int]) -> None:
+        person = self.people[person_id]
+        person.remember(vector)
+        if quality > person.quality:
+            person.quality = quality
+            person.thumbnail = thumbnail_crop(image, box)
+            self.improved.add(person_id)
+
+    def _refresh(self, image: np.ndarray, detections: list[Detection], track_ids: list[int],
+                 frame: int, born: set[int]) -> None:
+        """Re-embed the visible face embedded longest ago: a new view of its person, or, when it
+        clearly is another (free) known person, that person's id from now on."""
+        candidates = [i for i in range(len(track_ids))
+                      if i not in born and detections[i].landmarks is not None]
+        if not candidates:
+            return
+        self._next_refresh = frame + self.refresh_every
+        index = min(candidates, key=lambda i: self.tracks[track_ids[i]].embedded_at)
+        track = self.tracks[track_ids[index]]
+        embedded = self._embed(image, detections[index])
+        if embedded is None:
+            return
+        vector, quality = embedded
+        track.embedded_at = frame
+        own = self.people[track.person]
+        if own.embeddings and own.similarity(vector) < self.threshold:
+            visible = {self.tracks[t].person for t in track_ids}
+            best = max((p for p in self.people.values() if p.id not in visible and p.embeddings),
+                       key=lambda p: p.similarity(vector), default=None)
+            if best is not None and best.similarity(vector) >= self.threshold:
+                track.person = best.id
+                own = best
+            else:
+                return  # an unusual view (looking down...): not a view to learn from
+        self._keep_view(own.id, vector, quality, image, detections[index].box)
