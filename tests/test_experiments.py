@@ -145,8 +145,16 @@ def test_explain_command_writes_a_figure_per_face(tmp_path):
 
 
 def test_studies_share_identical_runs_and_take_budgets():
-    transfer, ensemble = load_study("transfer"), load_study("ensemble")
-    assert {r.key for r in transfer.runs} <= {r.key for r in ensemble.runs}
+    transfer, ensemble, init = load_study("transfer"), load_study("ensemble"), load_study("init")
+    shared = {r.key for r in ensemble.runs if r.name in ("mobilenet_v2-imagenet", "plain_cnn")}
+    assert shared and shared <= {r.key for r in transfer.runs}
+    # the compute-matched baseline is the init study's 30-epoch run, with the ensemble's seeds
+    matched = [r for r in ensemble.runs if r.role == "compute-matched"]
+    assert {r.key for r in matched} <= {r.key for r in init.runs}
+    assert len(matched) == ensemble.budget["seeds"] and matched[0].config.epochs == 30
+    assert all(r.reads_test for r in ensemble.runs)  # members and baseline: final
+    sweep = [r for r in transfer.runs if r.sweep == "plain_cnn"]
+    assert {r.config.lr for r in sweep} == {3e-4, 1e-3, 3e-3} and not any(r.reads_test for r in sweep)
     small = load_study("transfer", {"epochs": 3, "subset": 0.05})
     assert all(r.config.epochs == 3 and r.config.subset == 0.05 for r in small.runs)
     assert {r.key for r in small.runs}.isdisjoint({r.key for r in transfer.runs})

@@ -28,6 +28,7 @@ class RunResult:
     predictions: dict[str, str] = field(default_factory=dict)  # split -> one digit per image
     device: str = "unknown"
     external_params: int = 0  # weights outside torch (dlib's descriptor network)
+    stale: str = ""  # why the run does not match its study definition any more (a rebuilt report)
 
     @property
     def seed(self) -> int:

@@ -35,6 +35,7 @@ def _ensembles(study: Study, results: list[RunResult],
                runs_root: Path) -> dict[str, list[dict[str, Any]]]:
     """Per weighting scheme, one ensemble per seed of that seed's members."""
     ensembles: dict[str, list[dict[str, Any]]] = {}
+    results = [r for r in results if not r.spec.role]  # baselines are not members
     seeds = sorted({r.seed for r in results})
     for scheme in study.options.get("schemes", ["rank", "equal"]):
         for seed in seeds:
@@ -48,8 +49,8 @@ def _ensembles(study: Study, results: list[RunResult],
 
 
 def _full_data_section(study: Study, runs_root: Path) -> dict[str, Any] | None:
-    """The ensemble of models trained on the full training split (the study's ``full_data``
-    members: shipped names or .onnx files), against its best member, paired on PrivateTest."""
+    """The ensembles of models trained on the full training split (the study's ``full_data``
+    members: shipped names or .onnx files), measured for the report's paired tests."""
     from emotrace.experiments.full_ensemble import full_data_ensemble
 
     options = study.options.get("full_data")
@@ -58,6 +59,16 @@ def _full_data_section(study: Study, runs_root: Path) -> dict[str, Any] | None:
     return full_data_ensemble(options["members"], runs_root / "ensembles",
                               study.runs[0].config.data, options.get("schemes", ["equal"]),
                               flip=options.get("flip", False))
+
+
+def measure(runs: list[RunSpec], runs_root: Path) -> list[RunResult]:
+    """Every run measured on PublicTest; PrivateTest only for final configurations: runs that are
+    not sweep candidates, candidates marked final, and each sweep's choice on PublicTest."""
+    results = [collect(run, runs_root, ("val", "test") if run.reads_test else ("val",))
+               for run in runs]
+    chosen = {g.name for g in report.sweep_choices(report.group_runs(results)).values()}
+    return [collect(r.spec, runs_root) if r.spec.name in chosen and not r.spec.reads_test else r
+            for r in results]
 
 
 def run_study(name: str, budget: dict[str, Any] | None = None,
@@ -76,7 +87,7 @@ def run_study(name: str, budget: dict[str, Any] | None = None,
         train_runs_on_ray(runs, runs_root, ray_address or None, name=f"study-{name}")
     for run in runs:  # with Ray: only checks that every run is cached
         train_run(run, runs_root, progress_bar=progress_bar)
-    results = [collect(run, runs_root) for run in runs]
+    results = measure(runs, runs_root)
     command = command or f"emotrace study {name}"
     (out / "figures").mkdir(parents=True, exist_ok=True)
     if study.kind == "transfer":

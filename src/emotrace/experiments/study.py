@@ -7,7 +7,7 @@ from __future__ import annotations
 import hashlib
 import json
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -35,6 +35,15 @@ class RunSpec:
     variant: str = "official"
     requires_weights: str | None = None
     uses_last_epoch: bool = False
+    sweep: str | None = None     # candidates sharing a sweep: the best on PublicTest is kept
+    final: bool = False          # a sweep candidate that is also a final configuration itself
+    role: str | None = None      # e.g. "compute-matched" (the ensemble study's baseline)
+
+    @property
+    def reads_test(self) -> bool:
+        """Whether this run is measured on PrivateTest as soon as it exists: a final
+        configuration. A sweep candidate is read only once chosen on PublicTest."""
+        return self.sweep is None or self.final
 
     @property
     def key(self) -> str:
@@ -43,6 +52,10 @@ class RunSpec:
         if values["teacher"] is None:  # distillation settings matter only with a teacher (and
             for name in DISTILLATION_KEYS:  # leaving them out keeps older runs' keys)
                 values.pop(name)
+        if 0 < values["freeze_epochs"] < values["epochs"]:
+            # runs that reach phase 2 trained their unfrozen batch norm in inference mode before
+            # issue 28's fix: a new identity, so no cached run from before the fix is reused
+            values["phase2_batch_norm"] = "train"
         blob = json.dumps(values, sort_keys=True, default=list)
         return hashlib.sha1(blob.encode()).hexdigest()[:8]
 
@@ -95,7 +108,9 @@ def _run_specs(study: str, values: dict[str, Any], entry: dict[str, Any],
     return [RunSpec(name=entry["name"], label=entry.get("label", entry["name"]),
                     config=config.updated(seed=FIRST_SEED + i), study=study,
                     variant=entry.get("variant", "official"), requires_weights=needs,
-                    uses_last_epoch=entry.get("uses_last_epoch", False))
+                    uses_last_epoch=entry.get("uses_last_epoch", False),
+                    sweep=entry.get("sweep"), final=entry.get("final", False),
+                    role=entry.get("role"))
             for i in range(seeds)]
 
 
@@ -114,11 +129,15 @@ def load_study(name: str, budget: dict[str, Any] | None = None,
     for entry in values["runs"]:
         if "ref" in entry:  # another study's run, trained once and shared
             other, _, run_name = entry["ref"].partition("/")
-            source = load_study(other, overrides, weights)
+            # with this study's seeds: every seed of this study needs its shared runs
+            source = load_study(other, {"seeds": study_budget.get("seeds", 1), **overrides},
+                                weights)
             found = [run for run in source.runs if run.name == run_name]
             if not found:
                 raise ConfigError(f"study {name}: {entry['ref']} names no run of study {other}")
-            runs.extend(found)
+            runs.extend(replace(run, label=entry.get("label", run.label), role=entry.get("role"),
+                                sweep=entry.get("sweep"), final=entry.get("final", False))
+                        for run in found)
         else:
             runs.extend(_run_specs(name, values, entry, study_budget, weights or {}))
     options = {k: v for k, v in values.items()
