@@ -28,18 +28,21 @@ def cluster_env() -> dict[str, str]:
 
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory):
-    """A head node and a worker node, one CPU each, with their own temp folders."""
+    """A head node and a worker node, one CPU each, with their own temp folders, started from
+    another folder than the driver's (as on a real cluster)."""
     port = free_port()
     address = f"127.0.0.1:{port}"
     head_tmp, worker_tmp = tmp_path_factory.mktemp("ray-head"), tmp_path_factory.mktemp("ray-w")
+    elsewhere = tmp_path_factory.mktemp("node-folder")
     try:
         subprocess.run([RAY, "start", "--head", "--num-cpus", "1", "--port", str(port),
                         "--include-dashboard", "false", "--temp-dir", str(head_tmp),
                         "--disable-usage-stats"], check=True, capture_output=True, timeout=120,
-                       env=cluster_env())
+                       env=cluster_env(), cwd=elsewhere)
         subprocess.run([RAY, "start", "--address", address, "--num-cpus", "1",
                         "--temp-dir", str(worker_tmp), "--disable-usage-stats"],
-                       check=True, capture_output=True, timeout=120, env=cluster_env())
+                       check=True, capture_output=True, timeout=120, env=cluster_env(),
+                       cwd=elsewhere)
         yield address
     finally:
         subprocess.run([RAY, "stop", "--force"], capture_output=True, timeout=120, env=cluster_env())
@@ -59,11 +62,13 @@ def inputs(tmp_path_factory) -> Path:
 
 
 def predict(inputs: Path, out: Path, *extra: str, timeout: int = 300):
+    """``emotrace predict INPUTS`` run from ``out``, every path relative to it (the README's
+    ``predict archive/ --csv faces.csv --ray auto``)."""
     out.mkdir()
-    run = subprocess.run([sys.executable, "-m", "emotrace.cli.main", "predict", str(inputs),
-                          "--json", "--csv", str(out / "faces.csv"), "--save", str(out / "media"),
-                          *extra], capture_output=True, text=True, timeout=timeout,
-                         env=cluster_env())
+    run = subprocess.run([sys.executable, "-m", "emotrace.cli.main", "predict",
+                          os.path.relpath(inputs, out), "--json", "--csv", "faces.csv",
+                          "--save", "media", *extra], capture_output=True, text=True,
+                         timeout=timeout, env=cluster_env(), cwd=out)
     return run
 
 

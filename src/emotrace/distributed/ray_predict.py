@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -23,8 +24,8 @@ import numpy as np
 from emotrace.inference.recognizer import Recognizer
 from emotrace.inference.results import Face, Result
 from emotrace.inference.sinks import AnnotatedSink, Sink
-from emotrace.inference.sources import (ExpandedSources, SourceError, SourceInfo,
-                                        expand_sources, is_video_source)
+from emotrace.inference.sources import (ExpandedSources, NamedSource, SourceError, SourceInfo,
+                                        expand_sources, is_live_source, is_video_source)
 from emotrace.utils import deferred_interrupt
 
 #: CPUs an image actor asks for: two actors per core leave room for Ray Data's read tasks.
@@ -90,15 +91,16 @@ class ImagePredictor:
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         import ray
 
-        results = [next(self.recognizer.run(str(path))) for path in batch["path"]]
+        results = [next(self.recognizer.run([NamedSource(str(path), str(name))]))
+                   for path, name in zip(batch["path"], batch["name"])]
         node = ray.get_runtime_context().get_node_id()
         return {"index": batch["index"],
                 "result": np.array([_pack(r, self.keep_images) for r in results], dtype=object),
                 "node": np.array([node] * len(results), dtype=object)}
 
 
-def run_video(spec: RecognizerSpec, source: str, every: int, save: dict[str, str] | None
-              ) -> tuple[SourceInfo | None, list[dict[str, Any]], list[str], str]:
+def run_video(spec: RecognizerSpec, source: str | NamedSource, every: int,
+              save: dict[str, str] | None) -> tuple[SourceInfo | None, list[dict[str, Any]], list[str], str]:
     """One video on one node: its results (without pixels), the files it wrote, the node id."""
     import ray
 
@@ -114,7 +116,7 @@ def run_video(spec: RecognizerSpec, source: str, every: int, save: dict[str, str
         if save is not None:
             sinks.append(stack.enter_context(AnnotatedSink(save["dir"], names=save["names"])))
         sinks.append(_Info())
-        results = [_pack(r, keep_image=False) for r in recognizer.run(source, every, sinks)]
+        results = [_pack(r, keep_image=False) for r in recognizer.run([source], every, sinks)]
     written = [str(p) for s in sinks for p in s.written]
     return (info[0] if info else None), results, written, ray.get_runtime_context().get_node_id()
 
@@ -164,7 +166,8 @@ def predict_on_ray(spec: RecognizerSpec, sources: object, every: int = 1,
 
 def _image_results(ray, spec: RecognizerSpec, items: ExpandedSources, keep_images: bool,
                    nodes: set[str], workers: int | None) -> Iterator[Result]:
-    rows = [{"index": i, "path": str(item)} for i, item in enumerate(items)
+    rows = [{"index": i, "path": os.path.abspath(str(item)), "name": str(item)}
+            for i, item in enumerate(items)
             if not isinstance(item, SourceError) and not is_video_source(item)]
     if not rows:
         return iter(())
@@ -191,9 +194,17 @@ def _launch_videos(ray, spec: RecognizerSpec, items: ExpandedSources, every: int
         save = None
         if annotated is not None:  # the same file names a local run would choose
             name = annotated.reserve(str(item))
-            save = {"dir": str(annotated.out_dir), "names": {str(item): name}}
-        launched[index] = task.remote(spec, str(item), every, save)
+            save = {"dir": os.path.abspath(annotated.out_dir), "names": {str(item): name}}
+        launched[index] = task.remote(spec, on_node(item), every, save)
     return launched
+
+
+def on_node(item: object) -> object:
+    """A source as a node reads it: a file by its absolute path on the driver (nodes run in
+    other folders), reported under the name the user gave; URLs and cameras as they are."""
+    if is_live_source(item) or isinstance(item, NamedSource):
+        return item
+    return NamedSource(os.path.abspath(str(item)), str(item))
 
 
 def _replay(info: SourceInfo | None, results: list[Result], sinks: Sequence[Sink],
