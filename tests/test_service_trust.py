@@ -415,3 +415,28 @@ def test_job_ids_with_a_trailing_newline_and_error_codes_in_openapi(tmp_path):
     assert set(paths["/v1/predict"]["post"]["responses"]) >= {"200", "401", "413", "415", "422"}
     assert set(paths["/v1/jobs/{job_id}/video"]["get"]["responses"]) >= {"401", "404", "409"}
     assert set(paths["/v1/jobs/{job_id}"]["delete"]["responses"]) >= {"204", "401", "404"}
+
+
+def test_annotated_photo_numbers_its_faces_like_the_table(tmp_path):
+    import base64
+
+    import cv2
+    import numpy as np
+
+    from emotrace import Recognizer
+    from emotrace.server.app import label_box
+
+    with TestClient(create_app(ServerSettings(data_dir=tmp_path))) as client:
+        answer = client.post("/v1/predict?annotate=true", files=upload("face.jpg", PHOTO)).json()
+    image = cv2.imdecode(np.frombuffer(base64.b64decode(answer["annotated"].split(",")[1]),
+                                       np.uint8), cv2.IMREAD_COLOR)
+    plain = Recognizer().predict(TESTDATA / "face.jpg")[0].draw()
+    changed = np.abs(image.astype(int) - plain.astype(int)).max(axis=2) > 100
+    inside = np.zeros_like(changed)
+    for index, face in enumerate(answer["faces"], 1):
+        x0, y0, x1, y1, _ = label_box(face["box"], image.shape, f"#{index}")
+        label = image[y0:y1, x0:x1]
+        assert (label.max(axis=2) > 200).mean() > 0.05  # white digits on the black label
+        assert (label.max(axis=2) < 40).mean() > 0.4
+        inside[y0:y1, x0:x1] = True
+    assert changed[~inside].mean() < 0.002  # nothing else of the drawing changed

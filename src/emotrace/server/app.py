@@ -216,6 +216,27 @@ def decode_cost(data: bytes) -> int:
     return min(width * height, MAX_PIXELS) * _BYTES_PER_PIXEL
 
 
+def label_box(box, shape: tuple[int, ...], label: str) -> tuple[int, int, int, int, float]:
+    """Where :func:`number_faces` writes ``label`` for a face ``box``: ``(x0, y0, x1, y1,
+    scale)``, under the box (above it at the image's bottom edge)."""
+    x, y, w, h = (int(round(v)) for v in box)
+    scale = max(0.5, min(2.0, w / 100))
+    (width, height), _ = cv2.getTextSize(label, cv2.FONT_HERSHEY_SIMPLEX, scale, 2)
+    x0 = max(0, min(x, shape[1] - width - 8))
+    y0 = y + h + 2 if y + h + height + 10 < shape[0] else max(0, y - height - 10)
+    return x0, y0, x0 + width + 8, y0 + height + 8, scale
+
+
+def number_faces(image, boxes) -> Any:
+    """Write ``#1``, ``#2``, ... by each face, as the page's table numbers its rows."""
+    for index, box in enumerate(boxes, 1):
+        x0, y0, x1, y1, scale = label_box(box, image.shape, f"#{index}")
+        cv2.rectangle(image, (x0, y0), (x1, y1), (0, 0, 0), -1)
+        cv2.putText(image, f"#{index}", (x0 + 4, y1 - 5), cv2.FONT_HERSHEY_SIMPLEX, scale,
+                    (255, 255, 255), 2, cv2.LINE_AA)
+    return image
+
+
 def create_app(settings: ServerSettings | None = None) -> FastAPI:
     """The FastAPI application: ``GET /health``, the ``/v1`` API, the page at ``/``."""
     settings = settings or ServerSettings()
@@ -271,7 +292,8 @@ def create_app(settings: ServerSettings | None = None) -> FastAPI:
         result = recognizer.recognize(image, name)
         answer = result.to_dict()
         if annotate:
-            ok, jpeg = cv2.imencode(".jpg", result.draw(), [cv2.IMWRITE_JPEG_QUALITY, 90])
+            drawn = number_faces(result.draw(), [face.box for face in result.faces])
+            ok, jpeg = cv2.imencode(".jpg", drawn, [cv2.IMWRITE_JPEG_QUALITY, 90])
             answer["annotated"] = "data:image/jpeg;base64," + base64.b64encode(jpeg).decode()
         return answer
 

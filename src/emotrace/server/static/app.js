@@ -42,6 +42,7 @@ function fillTable(table, header, rows) {
   table.tBodies[0].innerHTML = rows.map((r) => "<tr>" + r.map((c) => `<td>${c}</td>`).join("") + "</tr>").join("");
 }
 
+const duration = (s) => s < 90 ? `${Math.ceil(s)} s` : s < 5400 ? `${Math.round(s / 60)} min` : `${(s / 3600).toFixed(1)} h`;
 const percent = (x) => `${Math.round(x * 100)}%`;
 const bar = (name, x) => `<span class="bar" style="width:${Math.round(x * 60)}px;background:${COLORS[name]}"></span> ${percent(x)}`;
 
@@ -70,7 +71,8 @@ function uploadOnDrop(label, input, path, show) {
     const form = new FormData();
     form.append("file", file);
     try {
-      show(await (await api(path, { method: "POST", body: form })).json());
+      const target = typeof path === "function" ? path() : path;
+      show(await (await api(target, { method: "POST", body: form })).json());
     } catch (error) { showMessage(`${file.name}: ${error.message}`); }
   });
 }
@@ -88,7 +90,13 @@ uploadOnDrop($("photo-drop"), $("photo-file"), "/v1/predict?annotate=true", (res
 });
 
 // ---- video jobs -------------------------------------------------------------------------
-uploadOnDrop($("video-drop"), $("video-file"), "/v1/jobs", (job) => {
+function jobPath() {  // the job options chosen above the drop zone, as query parameters
+  const query = new URLSearchParams({ annotate: $("opt-annotate").checked, every: $("opt-every").value });
+  if ($("opt-model").value) query.set("model", $("opt-model").value);
+  return `/v1/jobs?${query}`;
+}
+
+uploadOnDrop($("video-drop"), $("video-file"), jobPath, (job) => {
   localStorage.setItem("emotrace-job", job.id);
   followJob(job.id);
   listJobs();
@@ -108,7 +116,7 @@ async function followJob(id) {
     $("job-progress").value = job.status === "done" ? $("job-progress").max : p.frames_done;
     $("job-status").textContent = {
       queued: "Queued…",
-      running: `Analysing: frame ${p.frames_done}${p.frames_total ? " of " + p.frames_total : ""}${p.fps ? `, ${p.fps} frames/s` : ""}`,
+      running: `Analysing: frame ${p.frames_done}${p.frames_total ? " of " + p.frames_total : ""}${p.fps ? `, ${p.fps} frames/s` : ""}${p.eta_s != null ? `, about ${duration(p.eta_s)} left` : ""}`,
       done: `Done: ${p.frames_done} frames${job.warning ? " (" + job.warning + ")" : ""}.`,
       failed: `Failed: ${job.error}`,
     }[job.status];
@@ -122,10 +130,13 @@ async function showJob(job) {
   const base = `/v1/jobs/${job.id}`;
   const summary = await (await api(`${base}/summary`)).json();
   $("job-timeline").src = await blobUrl(`${base}/timeline.png`);
-  $("job-video").src = await blobUrl(`${base}/video`);
+  const annotated = job.options ? job.options.annotate : true;
+  $("job-video-box").hidden = $("dl-video-item").hidden = !annotated;
+  $("job-video").removeAttribute("src");
+  if (annotated) $("job-video").src = await blobUrl(`${base}/video`);
   const stem = job.filename.replace(/\.[^.]*$/, "");
   $("dl-csv").href = await blobUrl(`${base}/faces.csv`); $("dl-csv").download = `${stem}.faces.csv`;
-  $("dl-video").href = $("job-video").src; $("dl-video").download = `${stem}.annotated.webm`;
+  if (annotated) { $("dl-video").href = $("job-video").src; $("dl-video").download = `${stem}.annotated.webm`; }
   $("dl-summary").href = URL.createObjectURL(new Blob([JSON.stringify(summary, null, 2)], { type: "application/json" }));
   $("dl-summary").download = `${stem}.summary.json`;
   fillTable($("job-summary"), ["person", "seconds", "mostly", ...EMOTIONS],
@@ -169,9 +180,17 @@ $("cam-start").addEventListener("click", async () => {
   const token = tokenInput.value ? `?token=${encodeURIComponent(tokenInput.value)}` : "";
   cam.socket = new WebSocket(`${scheme}://${location.host}/v1/stream${token}`);
   cam.socket.binaryType = "arraybuffer";
-  cam.socket.onopen = () => { cam.frames = 0; cam.since = performance.now(); sendFrame(); };
   cam.socket.onmessage = (event) => { drawFaces(JSON.parse(event.data)); sendFrame(); };
-  cam.socket.onclose = (event) => { if (event.code === 1008) showMessage("The server refused the stream: enter the access token at the top."); stopCam(); };
+  let opened = false;
+  cam.socket.onopen = () => { opened = true; cam.frames = 0; cam.since = performance.now(); sendFrame(); };
+  cam.socket.onclose = (event) => {
+    if (cam.socket !== null) {  // closed by the server or the network, not by "Stop"
+      if (event.code === 1008) showMessage(`The server refused the webcam stream: ${event.reason || "enter the access token at the top"}.`);
+      else if (!opened) showMessage("Cannot connect to the server's webcam stream (is the server running, and is this page served by it?).");
+      else if (event.code !== 1000) showMessage(`The webcam stream was closed (code ${event.code}${event.reason ? ": " + event.reason : ""}).`);
+    }
+    stopCam();
+  };
   $("cam-start").disabled = true;
   $("cam-stop").disabled = false;
 });
