@@ -264,6 +264,23 @@ def test_partial_files_of_dead_processes_are_cleaned_by_the_next_run(tmp_path):
     assert not any(path.exists() for path in stale) and kept.exists()
 
 
+def test_a_killed_runs_partial_video_is_removed_by_the_next_run_into_the_folder(long_video,
+                                                                               tmp_path):
+    out = tmp_path / "out"
+    killed = subprocess.Popen([*CLI, "predict", str(long_video), "--save", str(out)],
+                              stderr=subprocess.DEVNULL)
+    deadline = time.time() + 60
+    while not list(out.glob(".long.*.partial.mp4")):
+        assert time.time() < deadline and killed.poll() is None
+        time.sleep(0.05)
+    killed.kill()  # SIGKILL: nothing of the run's own clean-up runs
+    killed.wait()
+    assert partial_files(out)
+    run = emotrace("predict", TESTDATA / "face.jpg", "--save", out)
+    assert run.returncode == 0, run.stderr
+    assert not partial_files(out) and (out / "face.jpg").is_file()
+
+
 # 11. two runs, one CSV --------------------------------------------------------------------------
 def test_two_runs_writing_the_same_csv_both_succeed_and_the_file_is_whole(tmp_path):
     out = tmp_path / "same.csv"

@@ -56,6 +56,20 @@ def remove_stale_partials(path: str | os.PathLike) -> list[Path]:
     return removed
 
 
+def remove_dead_partials(folder: str | os.PathLike) -> list[Path]:
+    """Delete every temporary file in ``folder`` left by an emotrace process that no longer runs
+    (a killed run's annotated video, whatever the next run writes there)."""
+    removed = []
+    with contextlib.suppress(OSError):
+        for candidate in Path(folder).glob(".*.partial*"):
+            match = _PARTIAL.match(candidate.name)
+            if (match and int(match["pid"]) != os.getpid()
+                    and not _process_alive(int(match["pid"]))):
+                candidate.unlink(missing_ok=True)
+                removed.append(candidate)
+    return removed
+
+
 def glob_escape(text: str) -> str:
     return re.sub(r"([*?\[])", r"[\1]", text)
 

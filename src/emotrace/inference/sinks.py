@@ -27,7 +27,7 @@ from emotrace.inference.results import Result
 from emotrace.inference.sources import SourceInfo
 from emotrace.inference.timeline import VideoTimeline
 from emotrace.utils import (check_output_dir, check_output_file, describe_os_error,
-                            partial_path, remove_stale_partials)
+                            partial_path, remove_dead_partials, remove_stale_partials)
 
 CSV_FIELDS = ("source", "frame", "time", "face", "track_id", "x", "y", "w", "h", "score",
               "emotion", *EMOTIONS)
@@ -253,6 +253,7 @@ class AnnotatedSink(Sink):
             raise ValueError(f"video_suffix must be one of {', '.join(VIDEO_CODECS)}")
         self.video_suffix = video_suffix
         self.out_dir = check_output_dir(out_dir, "output folder")
+        remove_dead_partials(self.out_dir)  # a killed run's video, whatever is written now
         self._names: dict[str, str] = dict(names or {})  # source -> output stem
         self._info: SourceInfo | None = None
         self._video: _OpenVideo | None = None
