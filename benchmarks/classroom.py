@@ -3,6 +3,13 @@ default model, detecting and classifying every frame, or each tracked face every
 against the `fer` package in the same run.
 
     python benchmarks/classroom.py --fer-python /tmp/fervenv/bin/python [--frames 180] [--repeat 2]
+    python benchmarks/classroom.py --identity-cost [--clip vga] [--repeat 3]
+
+``--identity-cost``: the cost of one id per person (cut detection + SFace embeddings), as the
+ratio of frame rates with ``identify=True`` (the default) and ``identify=False`` (motion tracks
+only, as before issue 26), runs alternated, with default settings and with detect every 2nd /
+classify every 3rd frame; ``--clip vga`` uses the 640x480 clip of ``benchmarks/speed.py``
+(300 frames, about 6 faces).
 
 For each configuration: steady-state frames/s (the first 30 frames left out), faces per frame
 (against detecting and classifying every frame), and how often a face's label differs from
@@ -25,7 +32,7 @@ import numpy as np
 
 from emotrace import Recognizer
 from emotrace.inference.sinks import CsvSink
-from emotrace.testing import write_lecture_hall
+from emotrace.testing import write_lecture_hall, write_panning_video
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"
 WARM_UP = 30  # frames left out of the steady-state rate (start-up, caches)
@@ -110,19 +117,52 @@ def run_fer(fer_python: str, video: Path, work: Path) -> dict:
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
+def identity_cost(video: Path, work: Path, repeat: int) -> None:
+    """Frame rates with and without re-identification, alternated; ratios of the best runs."""
+    settings = [("default", {}), ("detect 2, classify 3", {"detect_every": 2, "classify_every": 3})]
+    best: dict[tuple[str, bool], dict] = {}
+    for _ in range(repeat):
+        for label, options in settings:
+            for identify in (False, True):
+                run = run_emotrace(video, work / "cost.csv", options | {"identify": identify})
+                key = (label, identify)
+                if key not in best or run["steady_fps"] > best[key]["steady_fps"]:
+                    best[key] = run
+    print(f"{'settings':<24}{'re-id off fps':>14}{'re-id on fps':>14}{'on/off':>8}"
+          f"{'(all frames)':>14}")
+    for label, _ in settings:
+        off, on = best[(label, False)], best[(label, True)]
+        print(f"{label:<24}{off['steady_fps']:>14.1f}{on['steady_fps']:>14.1f}"
+              f"{on['steady_fps'] / off['steady_fps']:>8.3f}{on['fps'] / off['fps']:>14.3f}")
+    print(json.dumps({f"{k[0]} / identify={k[1]}": {n: v for n, v in r.items() if n != "labels"}
+                      for k, r in best.items()}))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--fer-python", help="python of an environment with fer + tensorflow-cpu")
     parser.add_argument("--frames", type=int, default=180)
     parser.add_argument("--repeat", type=int, default=2, help="alternate runs; best of each")
+    parser.add_argument("--identity-cost", action="store_true",
+                        help="frame rate with / without one id per person (issue 26)")
+    parser.add_argument("--clip", choices=["hall", "vga"], default="hall",
+                        help="1080p lecture hall (48 faces) or 640x480 pan (6 faces)")
     args = parser.parse_args()
     if args.frames <= WARM_UP:
         parser.error(f"--frames must be more than the {WARM_UP} warm-up frames")
 
     with tempfile.TemporaryDirectory(prefix="emotrace-classroom-") as tmp:
         work = Path(tmp)
-        video = write_lecture_hall(SHARED / "testdata" / "face.jpg", work / "hall.mp4",
-                                   frames=args.frames)
+        if args.clip == "vga":
+            video = write_panning_video(SHARED / "testdata" / "face.jpg", work / "vga.mp4",
+                                        frames=args.frames)
+        else:
+            video = write_lecture_hall(SHARED / "testdata" / "face.jpg", work / "hall.mp4",
+                                       frames=args.frames)
+        if args.identity_cost:
+            print(f"clip: {args.clip}, {args.frames} frames; steady state = frames "
+                  f"{WARM_UP + 1}-{args.frames}; best of {args.repeat}, runs alternated")
+            return identity_cost(video, work, args.repeat)
         best: dict[str, dict] = {}
         fer_runs = []
         for _ in range(args.repeat):

@@ -24,10 +24,11 @@ import motmetrics as mm
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from identity_clips import clips, people_with_photos, write_clip  # noqa: E402
+from identity_clips import (clips, intel_cut_sequence, people_with_photos,  # noqa: E402
+                            write_clip)
 
 from emotrace import Recognizer  # noqa: E402
-from emotrace.inference.scenes import CutDetector  # noqa: E402
+from emotrace.inference.scenes import DEFAULT_HISTOGRAM_THRESHOLD, CutDetector  # noqa: E402
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"
 INTEL = sorted((SHARED / "testdata" / "videos").glob("*.gif"))
@@ -79,29 +80,35 @@ def run_clip(video: Path, truth: dict, options: dict, threshold: float | None) -
                   "embeddings": stream.gallery.embeddings if stream.gallery else 0}
 
 
-def cut_sweep(videos: list[tuple[Path, dict]], thresholds: list[float]) -> list[dict]:
-    """Precision and recall of the cut detector at several thresholds (a cut counts as found
-    within one frame of the true one)."""
-    distances = []
-    for video, truth in videos:
-        detector, capture, values = CutDetector(), cv2.VideoCapture(str(video)), []
-        while (image := capture.read()[1]) is not None:
-            detector(image)
-            values.append(detector.last_distance)
-        distances.append((np.array(values), truth["cuts"]))
+def cut_signals(frames) -> np.ndarray:
+    """Per frame: the cut detector's content change and histogram distance to the previous."""
+    detector, values = CutDetector(), []
+    for image in frames:
+        detector(image)
+        values.append((detector.last_content, detector.last_distance))
+    return np.array(values)
+
+
+def video_frames(path: Path):
+    capture = cv2.VideoCapture(str(path))
+    while (image := capture.read()[1]) is not None:
+        yield image
+
+
+def cut_sweep(sequences: list[tuple[str, np.ndarray, list[int]]],
+              thresholds: list[float]) -> list[dict]:
+    """Precision and recall of the cut detector at several content thresholds (histogram
+    threshold as shipped; a cut counts as found within one frame of the true one)."""
     rows = []
     for threshold in thresholds:
-        true_pos = reported = total = 0
-        for values, cuts in distances:
-            hits = [i for i in np.flatnonzero(values > threshold)]
-            reported += len(hits)
-            total += len(cuts)
-            true_pos += sum(any(abs(h - c) <= 1 for h in hits) for c in cuts)
-        rows.append({"threshold": threshold, "precision": true_pos / max(reported, 1),
-                     "recall": true_pos / max(total, 1), "reported": reported, "cuts": total})
-    biggest_non_cut = max(float(np.delete(v, [c for c in cuts]).max()) for v, cuts in distances)
-    smallest_cut = min(float(v[c]) for v, cuts in distances for c in cuts)
-    rows.append({"smallest_cut_distance": smallest_cut, "largest_non_cut_distance": biggest_non_cut})
+        for name, signals, cuts in sequences:
+            hits = np.flatnonzero((signals[:, 0] > threshold)
+                                  & (signals[:, 1] > DEFAULT_HISTOGRAM_THRESHOLD)).tolist()
+            found = sum(any(abs(h - c) <= 1 for h in hits) for c in cuts)
+            true_hits = sum(any(abs(h - c) <= 1 for c in cuts) for h in hits)
+            rows.append({"set": name, "threshold": threshold, "cuts": len(cuts),
+                         "reported": len(hits), "recall": found / max(len(cuts), 1),
+                         "precision": true_hits / max(len(hits), 1)})
     return rows
 
 
@@ -126,14 +133,25 @@ def main() -> None:
     report: dict = {"runs": []}
     with tempfile.TemporaryDirectory(prefix="emotrace-identity-") as tmp:
         videos = [(clip, *write_clip(clip, Path(tmp), photos)) for clip in clips()]
-        sweep = cut_sweep([(v, t) for _, v, t in videos], [0.2, 0.25, 0.3, 0.35, 0.4, 0.5])
+        sequences = [("generated clips", np.concatenate([cut_signals(video_frames(v))
+                                                         for _, v, _ in videos]),
+                      [c + sum(len(t["frames"]) for _, _, t in videos[:i])
+                       for i, (_, _, t) in enumerate(videos) for c in t["cuts"]])]
+        intel_frames, intel_cuts = intel_cut_sequence(INTEL)
+        sequences.append(("Intel clips, spliced", cut_signals(intel_frames), intel_cuts))
+        sweep = cut_sweep(sequences, [10.0, 20.0, 27.0, 35.0])
         report["cut_sweep"] = sweep
-        print("cut detector (HSV histograms, Bhattacharyya distance), all clips:")
-        for row in sweep[:-1]:
-            print(f"  threshold {row['threshold']:.2f}: precision {row['precision']:.3f} "
-                  f"recall {row['recall']:.3f} ({row['reported']} reported, {row['cuts']} cuts)")
-        print(f"  smallest distance at a cut {sweep[-1]['smallest_cut_distance']:.3f}, largest "
-              f"elsewhere {sweep[-1]['largest_non_cut_distance']:.3f}")
+        print("cut detector (mean HSV change > threshold and histogram distance > "
+              f"{DEFAULT_HISTOGRAM_THRESHOLD}):")
+        for row in sweep:
+            print(f"  {row['set']:<22} content threshold {row['threshold']:>4.0f}: precision "
+                  f"{row['precision']:.3f} recall {row['recall']:.3f} ({row['reported']} "
+                  f"reported, {row['cuts']} cuts)")
+        for name, signals, cuts in sequences:
+            others = np.delete(signals, cuts, axis=0)
+            print(f"  {name}: at cuts content >= {signals[cuts, 0].min():.1f}, histogram >= "
+                  f"{signals[cuts, 1].min():.2f}; elsewhere content <= {others[:, 0].max():.1f}, "
+                  f"histogram <= {others[:, 1].max():.2f}")
         configs = [("default", {})] + ([] if args.quick else [("detect 2, classify 3", FAST)])
         header = (f"{'clip':<14}{'settings':<22}{'re-id':<8}{'IDF1':>7}{'IDP':>7}{'IDsw':>6}"
                   f"{'ids':>5}"

@@ -186,3 +186,27 @@ def clips(seed: int = 0) -> list[Clip]:
     shots.append(Shot(90, again, (120, 110, 140), photo=0))
     result.append(Clip("hardest", shots, group))
     return result
+
+
+def intel_cut_sequence(videos: list[Path]) -> tuple[list[np.ndarray], list[int]]:
+    """Cuts spliced into real footage: each clip's first half, then its second half seen from
+    "another angle" (a 1.8x zoom on part of the frame: same scene, same colours), then the next
+    clip. Returns the frames and the indices where a shot starts."""
+    from emotrace.inference.sources import open_source
+
+    frames: list[np.ndarray] = []
+    cuts: list[int] = []
+    for video in videos:
+        with open_source(video) as source:
+            images = [frame.image for frame in source.frames(1)]
+        half = len(images) // 2
+        if frames:
+            cuts.append(len(frames))
+        frames += images[:half]
+        cuts.append(len(frames))
+        height, width = images[0].shape[:2]
+        crop_w, crop_h = int(width / 1.8), int(height / 1.8)
+        x, y = int(0.2 * (width - crop_w)), int(0.3 * (height - crop_h))
+        frames += [cv2.resize(image[y:y + crop_h, x:x + crop_w], (width, height))
+                   for image in images[half:]]
+    return frames, cuts

@@ -97,10 +97,10 @@ def test_video_frames_track_ids_csv_and_summary(recognizer, panning_video, tmp_p
     assert len(rows) == sum(len(r.faces) for r in results)
     summary = json.loads((tmp_path / "out" / "faces.summary.json").read_text())
     assert summary["frames"] == 30
-    tracked = {f["track_id"]: f for f in summary["faces"]}
+    people = {f["person_id"]: f for f in summary["faces"]}  # the summary is per person
     for face in big:
-        assert tracked[face.track_id]["frames"] == 30
-        assert sum(tracked[face.track_id]["emotion_shares"].values()) == pytest.approx(1.0)
+        assert people[face.person_id]["frames"] == 30
+        assert sum(people[face.person_id]["emotion_shares"].values()) == pytest.approx(1.0)
     video = cv2.VideoCapture(str(tmp_path / "out" / "faces.mp4"))
     assert int(video.get(cv2.CAP_PROP_FRAME_COUNT)) == 30
     assert (tmp_path / "out" / "faces.timeline.png").stat().st_size > 10_000
