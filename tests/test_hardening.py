@@ -460,3 +460,24 @@ def test_strict_counts_only_the_chosen_split(tmp_path):
     assert val.returncode == 0 and json.loads(val.stdout)["skipped"] == 0
     train = emotrace("evaluate", "--data", tmp_path, "--split", "train", "--strict")
     assert train.returncode == 2 and "Training_bad.jpg" in train.stderr
+
+
+# issue 29, 14: evaluate's memory is bounded by the model, not by a fixed batch ----------------
+def test_evaluate_accurate_stays_small_and_batches_do_not_change_the_numbers(tmp_path):
+    from emotrace.evaluation.evaluate import batch_size_for, evaluate
+    from emotrace.inference.classifier import EmotionClassifier
+
+    for name in ("happy", "sad", "surprise"):
+        (tmp_path / name).mkdir()
+        for file in sorted((FER / "test" / name).glob("PrivateTest_*.jpg"))[:40]:
+            shutil.copy(file, tmp_path / name / file.name)
+    code, stdout, stderr, peak_mb = run_measured("evaluate", "--data", tmp_path, "--model",
+                                                 "accurate", "--json", timeout=300)
+    assert code == 0, stderr
+    assert json.loads(stdout)["n"] == 120
+    assert peak_mb < 1000  # 120 faces in one batch (the old fixed 256) took 1.8 GB
+    fast = EmotionClassifier("fast")
+    assert batch_size_for(fast) < 120 and batch_size_for(EmotionClassifier("accurate")) <= 4
+    bounded, whole = evaluate(fast, tmp_path), evaluate(fast, tmp_path, batch_size=256)
+    assert np.allclose(bounded.probs, whole.probs, atol=1e-5)
+    assert bounded.summary() == whole.summary()

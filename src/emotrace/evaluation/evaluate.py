@@ -55,15 +55,49 @@ class Evaluation:
         return files
 
 
+#: Input pixels the networks see in one batch (faces x network evaluations x input pixels).
+#: onnxruntime holds every activation of a batch at once, so this, not the face count, bounds the
+#: memory: 256 faces a batch took 1.0 GB with ``fast`` and 6.4 GB with ``accurate`` (16 network
+#: evaluations a face); this budget keeps both under 0.5 GB whatever the dataset's size, at the
+#: same speed (``benchmarks/memory.py``, ``benchmarks/results/memory.txt``).
+PIXELS_PER_BATCH = 2 ** 19
+MAX_BATCH = 256
+
+
+def face_pixels(card: dict) -> int:
+    """Input pixels a model's networks process for one face: each member's input size squared,
+    twice with flip averaging, once more for each zoom view.
+
+    Example:
+        >>> face_pixels({"input": {"shape": ["batch", 1, 96, 96]}})
+        9216
+    """
+    size = int(card["input"]["shape"][-1])
+    members = (card.get("ensemble") or {}).get("members") or [{"image_size": size}]
+    views = (2 if card.get("flip_average") else 1) * (1 + len(card.get("zoom_views") or []))
+    return views * sum(int(member.get("image_size") or size) ** 2 for member in members)
+
+
+def batch_size_for(classifier) -> int:
+    """Faces per batch for ``classifier``: :data:`PIXELS_PER_BATCH` over its
+    :func:`face_pixels` (from its model card), between 1 and :data:`MAX_BATCH`."""
+    card = getattr(classifier, "card", None)
+    if not card or "input" not in card:
+        return 32
+    return max(1, min(MAX_BATCH, PIXELS_PER_BATCH // face_pixels(card)))
+
+
 def evaluate(classifier, data: str | Path, split: str | None = None,
-             batch_size: int = 256, strict: bool = False, scheme: str = "official",
+             batch_size: int | None = None, strict: bool = False, scheme: str = "official",
              split_seed: int = 42) -> Evaluation:
     """Classify every face of ``data`` (``split``: train/val/test/all; None = all) as whole-image
     face crops, and return an :class:`Evaluation`. ``classifier`` is an
     :class:`~emotrace.inference.EmotionClassifier` (anything with ``predict_faces``). Unreadable
     images are skipped and listed in ``Evaluation.skipped`` (``strict``: fail on the first).
     ``scheme``: ``official`` splits, or ``stratified`` (70/10/20 with ``split_seed``) for models
-    trained on that split."""
+    trained on that split. ``batch_size`` None: bounded by the model's memory
+    (:func:`batch_size_for`)."""
+    batch_size = batch_size or batch_size_for(classifier)
     if scheme == "official" or split in (None, "all"):
         faces = select_split(load_dataset(data), split)
     else:
