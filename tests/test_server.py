@@ -122,7 +122,7 @@ def test_video_job_end_to_end(client, clip):
     assert job["progress"]["frames_done"] == job["progress"]["frames_total"] == 20
     summary = client.get(f"/v1/jobs/{job_id}/summary").json()
     assert summary["frames"] == 20 and len(summary["faces"]) >= 4
-    assert {"emotion_shares", "mean_scores", "dominant", "track_id"} <= set(summary["faces"][0])
+    assert {"emotion_shares", "mean_scores", "dominant", "person_id"} <= set(summary["faces"][0])
     csv_text = client.get(f"/v1/jobs/{job_id}/faces.csv").text
     assert csv_text.startswith("source,frame,time,face,track_id")
     assert len(csv_text.splitlines()) - 1 == sum(f["frames"] for f in summary["faces"])

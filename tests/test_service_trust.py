@@ -440,3 +440,25 @@ def test_annotated_photo_numbers_its_faces_like_the_table(tmp_path):
         assert (label.max(axis=2) < 40).mean() > 0.4
         inside[y0:y1, x0:x1] = True
     assert changed[~inside].mean() < 0.002  # nothing else of the drawing changed
+
+
+# person thumbnails (the per-person table of the page) -----------------------------------------
+def test_person_thumbnails_are_served_for_their_job_only(tmp_path, clip):
+    with TestClient(create_app(ServerSettings(data_dir=tmp_path))) as client:
+        job_id = client.post("/v1/jobs", files=upload("talk.mp4", clip)).json()["id"]
+        assert wait_for(client, job_id)["status"] == "done"
+        summary = client.get(f"/v1/jobs/{job_id}/summary").json()
+        people = [f for f in summary["faces"] if f.get("thumbnail")]
+        assert people and all(f["thumbnail"] == f"talk.person-{f['person_id']}.jpg"
+                              for f in people)
+        for person in people:
+            image = client.get(f"/v1/jobs/{job_id}/people/{person['person_id']}.jpg")
+            assert image.status_code == 200 and image.headers["content-type"] == "image/jpeg"
+            assert image.content[:3] == b"\xff\xd8\xff"
+        missing = max(f["person_id"] for f in people) + 1
+        for bad in (str(missing), "0", "01", "-1", "1x", "1%0A", "..%2Ftalk.summary",
+                    "99999999999"):
+            assert client.get(f"/v1/jobs/{job_id}/people/{bad}.jpg").status_code == 404, bad
+        assert client.get(f"/v1/jobs/{'0' * 32}/people/1.jpg").status_code == 404
+        uploading, _ = client.app.state.store.reserve("u.mp4", ".mp4", 10)
+        assert client.get(f"/v1/jobs/{uploading}/people/1.jpg").status_code == 404

@@ -397,6 +397,19 @@ def create_app(settings: ServerSettings | None = None) -> FastAPI:
                           response_class=FileResponse, description=description,
                           name=f"job_{kind}", summary=f"Job {route}", responses=_errors(404, 409))
 
+    @api.get("/jobs/{job_id}/people/{person_id}.jpg", response_class=FileResponse,
+             responses=_errors(404, 409))
+    def person_thumbnail(job_id: str, person_id: str) -> FileResponse:
+        """A person's thumbnail (JPEG), named in the summary's ``"thumbnail"``."""
+        job = _job(job_id)
+        if job["status"] != "done":
+            raise HTTPException(status.HTTP_409_CONFLICT, f"the job is {job['status']}, "
+                                                          "not done")
+        path = store.files(job_id, job).thumbnail(person_id)
+        if path is None or not path.is_file():
+            raise HTTPException(status.HTTP_404_NOT_FOUND, "no such person in this job")
+        return FileResponse(path, media_type="image/jpeg")
+
     @api.delete("/jobs/{job_id}", status_code=status.HTTP_204_NO_CONTENT,
                 responses=_errors(404, 409))
     async def delete_job(job_id: str) -> None:

@@ -83,7 +83,7 @@ def restrict_files(folder: Path) -> None:
 @dataclass
 class JobFiles:
     """Where a job's files live: the upload ``STEM.EXT``, ``faces.csv`` and ``out/`` (annotated
-    ``STEM.webm``, ``STEM.summary.json``, ``STEM.timeline.png``)."""
+    ``STEM.webm``, ``STEM.summary.json``, ``STEM.timeline.png``, ``STEM.person-ID.jpg``)."""
 
     root: Path
     stem: str = "input"
@@ -95,6 +95,12 @@ class JobFiles:
     @property
     def out(self) -> Path:
         return self.root / "out"
+
+    def thumbnail(self, person_id: str) -> Path | None:
+        """``out/STEM.person-ID.jpg`` for a person id of digits (no sign, no zero), else None."""
+        if not re.fullmatch(r"[1-9][0-9]{0,8}", person_id):
+            return None
+        return self.out / f"{self.stem}.person-{person_id}.jpg"
 
     def result(self, kind: str) -> Path:
         suffixes = {"summary": ".summary.json", "timeline": ".timeline.png", "video": ".webm"}

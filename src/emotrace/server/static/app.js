@@ -139,9 +139,15 @@ async function showJob(job) {
   if (annotated) { $("dl-video").href = $("job-video").src; $("dl-video").download = `${stem}.annotated.webm`; }
   $("dl-summary").href = URL.createObjectURL(new Blob([JSON.stringify(summary, null, 2)], { type: "application/json" }));
   $("dl-summary").download = `${stem}.summary.json`;
-  fillTable($("job-summary"), ["person", "seconds", "mostly", ...EMOTIONS],
-    summary.faces.filter((f) => f.frames >= 3).map((f) => [
-      f.track_id ? `#${f.track_id}` : "face", `${f.first_time.toFixed(1)}–${f.last_time.toFixed(1)}`,
+  const people = summary.faces.filter((f) => f.frames >= 3);
+  // thumbnails need the token too: fetched, then shown as blob URLs
+  const thumbs = await Promise.all(people.map((f) => (f.thumbnail && f.person_id
+    ? blobUrl(`${base}/people/${f.person_id}.jpg`).catch(() => null) : null)));
+  const withThumbs = thumbs.some((t) => t);
+  fillTable($("job-summary"), [...(withThumbs ? [""] : []), "person", "seconds", "mostly", ...EMOTIONS],
+    people.map((f, i) => [
+      ...(withThumbs ? [thumbs[i] ? `<img class="thumb" src="${thumbs[i]}" alt="person #${f.person_id}">` : ""] : []),
+      f.person_id ? `#${f.person_id}` : "face", `${f.first_time.toFixed(1)}–${f.last_time.toFixed(1)}`,
       f.dominant, ...EMOTIONS.map((e) => bar(e, f.emotion_shares[e]))]));
   $("job-result").hidden = false;
 }
