@@ -34,11 +34,21 @@ pytestmark = pytest.mark.skipif(not Path(CHROMIUM).exists(),
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
     """A real `emotrace serve` on a free port, stopped (SIGTERM, then kill) whatever happens."""
+    yield from serve(tmp_path_factory)
+
+
+@pytest.fixture(scope="module")
+def guarded_server(tmp_path_factory):
+    """The same with an access token."""
+    yield from serve(tmp_path_factory, "--token", "browser-token-123")
+
+
+def serve(tmp_path_factory, *options: str):
     port = free_port()
     data = tmp_path_factory.mktemp("serve-data")
     process = subprocess.Popen([sys.executable, "-m", "emotrace.cli.main", "serve", "--port",
-                                str(port), "--data-dir", str(data)], stderr=subprocess.PIPE,
-                               text=True)
+                                str(port), "--data-dir", str(data), *options],
+                               stderr=subprocess.PIPE, text=True)
     url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.time() + 60
@@ -91,6 +101,7 @@ def shoot(page, name: str) -> None:
 
 
 def test_photo_shows_four_annotated_faces(page):
+    assert not page.locator("#photo-result").is_visible()  # no empty box before a photo
     page.set_input_files("#photo-file", str(TESTDATA / "face.jpg"))
     page.wait_for_selector("#photo-result[data-faces='4']", timeout=30_000)
     assert page.locator("#photo-faces tbody tr").count() == 4
@@ -104,6 +115,9 @@ def test_video_job_shows_progress_then_timeline_and_summary(page, tmp_path):
     page.set_input_files("#video-file", str(video))
     page.wait_for_selector("#job-result:not([hidden])", timeout=120_000)
     assert page.locator("#job-summary tbody tr").count() >= 4
+    # each person's thumbnail, fetched from /v1/jobs/{id}/people/{person_id}.jpg
+    page.wait_for_function("[...document.querySelectorAll('#job-summary img.thumb')]"
+                           ".filter((img) => img.naturalWidth > 0).length >= 4", timeout=30_000)
     page.wait_for_function("document.getElementById('job-timeline').naturalWidth > 0")
     assert "Done: 45 frames" in page.locator("#job-status").inner_text()
     assert "lecture.mp4 — done" in page.locator("#jobs").inner_text()
@@ -127,3 +141,19 @@ def test_webcam_shows_live_boxes(page):
     assert fps > 0
     shoot(page, "webcam.png")
     page.click("#cam-stop")
+
+
+def test_webcam_with_a_wrong_token_says_why(browser, guarded_server):
+    context = browser.new_context()
+    page = context.new_page()
+    try:
+        page.goto(guarded_server)
+        page.fill("#token", "a-wrong-token")
+        page.click("button[data-view='webcam']")
+        page.click("#cam-start")
+        page.wait_for_selector("#message:not([hidden])", timeout=30_000)
+        assert "refused the webcam stream: missing or wrong token" in page.locator(
+            "#message").inner_text()
+        assert page.locator("#cam-start").is_enabled()
+    finally:
+        context.close()
