@@ -2,6 +2,7 @@
 
 import json
 import subprocess
+from pathlib import Path
 import sys
 
 import cv2
@@ -435,3 +436,225 @@ def test_grad_cam_explains_the_shipped_accurate_ensemble():
     assert explained.heatmaps.shape == (2, 112, 112)
     np.testing.assert_allclose(explained.probs, EmotionClassifier("accurate").predict_faces(faces),
                                atol=1e-5)
+
+
+# --- study reports on small synthetic results (no training): real FER slice labels, made-up
+# --- per-image predictions and histories
+
+
+def test_holm_and_bootstrap_intervals():
+    from emotrace.evaluation.stats import bootstrap_interval, holm, summarize_seeds
+
+    # Holm: the k-th smallest of m times (m - k + 1), kept non-decreasing, capped at 1
+    assert holm([0.01, 0.04, 0.03, 0.5]) == pytest.approx([0.04, 0.09, 0.09, 0.5])
+    assert holm([0.3, 0.3]) == pytest.approx([0.6, 0.6]) and holm([0.9, 0.8]) == [1.0, 1.0]
+    assert holm([]) == []
+    values = [-0.58, -0.15, -0.02]  # all below 0, yet their t interval holds 0
+    low, high = bootstrap_interval(values)
+    assert min(values) <= low < high <= max(values) and high < 0
+    summary = summarize_seeds(values)
+    assert summary.low < 0 < summary.high  # why the report marks such rates with a dagger
+    assert np.isnan(bootstrap_interval([0.3])[0]) and bootstrap_interval([2, 2, 2]) == (2, 2)
+
+
+def _history(val_end: float, epochs: int, train_end: float | None = None) -> list[dict]:
+    """A learning curve from 0.15 to ``val_end`` (train side ``train_end``), epoch-0 row included."""
+    rows = []
+    for epoch in range(epochs + 1):
+        t = epoch / epochs
+        val = 0.15 + (val_end - 0.15) * t
+        train = 0.15 + ((train_end or val_end) - 0.15) * t
+        rows.append({"epoch": epoch, "phase": 1, "train_loss": 2 - t, "train_acc": train,
+                     "train_eval_loss": 2 - t, "train_eval_acc": train, "val_loss": 2 - 0.8 * t,
+                     "val_acc": val, "lr": 1e-3, "epoch_time_s": 6.0, "elapsed_s": 6.0 * epoch})
+    return rows
+
+
+def _fake_result(study, name, seed, labels, val_end, test_right, *, epochs=4, train_end=None,
+                 **spec_fields):
+    """A finished run as ``collect`` would read it: ``test_right`` marks the PrivateTest faces it
+    gets right (None: PrivateTest not read)."""
+    from emotrace.experiments.results import RunResult
+    from emotrace.experiments.study import RunSpec
+
+    def digits(split, right):
+        predicted = labels[split].copy()
+        predicted[~right] = (predicted[~right] + 1) % 7
+        return "".join(map(str, predicted.tolist()))
+
+    right_val = np.arange(len(labels["val"])) < round(val_end * len(labels["val"]))
+    predictions = {"val": digits("val", right_val)}
+    metrics = {"val": {"accuracy": float(right_val.mean())}}
+    if test_right is not None:
+        predictions["test"] = digits("test", test_right)
+        metrics["test"] = {"accuracy": float(test_right.mean()), "macro_recall": 0.5,
+                           "confusion": np.eye(7, dtype=int).tolist()}
+    config = study.base.updated(seed=seed, epochs=epochs, **spec_fields.pop("config", {}))
+    spec = RunSpec(name=name, label=name, config=config, study=study.name, **spec_fields)
+    return RunResult(spec, Path("runs") / name, _history(val_end, epochs, train_end), 1000,
+                     metrics=metrics, predictions=predictions, device="CPU: test")
+
+
+def _study(fer_slice, kind, names, seeds=(42, 43), **options):
+    from types import SimpleNamespace
+
+    from emotrace.experiments.study import RunSpec, Study
+
+    base = load_config("mobilenetv2-fer2013-cpu", data=str(fer_slice), image_size=48)
+    runs = [RunSpec(name=n, label=n, config=base.updated(seed=s), study="synthetic",
+                    sweep=fields.get("sweep"), final=fields.get("final", False),
+                    role=fields.get("role")) for n, fields in names.items() for s in seeds]
+    study = Study("synthetic", "A synthetic study", "Does it work?", kind,
+                  {"epochs": 4, "image_size": 48, "subset": 1.0, "seeds": len(seeds)}, runs,
+                  options)
+    return study, SimpleNamespace(base=base, name="synthetic")
+
+
+def _right(n: int, count: int, offset: int = 0) -> np.ndarray:
+    right = np.zeros(n, bool)
+    right[offset:offset + count] = True
+    return right
+
+
+def test_ladder_report_one_factor_rows_sweeps_chosen_on_publictest_and_holm(fer_slice, tmp_path):
+    from emotrace.evaluation.stats import holm, mcnemar_exact
+    from emotrace.experiments.report import ladder_report, split_labels
+
+    labels = split_labels(str(fer_slice))
+    n = len(labels["test"])
+    names = {"head-only": {}, "two-phase": {"sweep": "adam", "final": True},
+             "adam-hi": {"sweep": "adam"}, "adam-lo": {"sweep": "adam"},
+             "sgd-a": {"sweep": "sgd"}, "sgd-b": {"sweep": "sgd"}, "no-augment": {},
+             "no-early-stopping": {}}
+    study, fake = _study(fer_slice, "ladder", names, reference="two-phase")
+    plan = {"head-only": (0.40, 10), "two-phase": (0.60, 25), "adam-hi": (0.70, 27),
+            "adam-lo": (0.50, 30), "sgd-a": (0.55, 20), "sgd-b": (0.45, 33), "no-augment": (0.58, 24)}
+    results = [_fake_result(fake, name, seed, labels, val, _right(n, right + (seed - 42)),
+                            sweep=names[name].get("sweep"), final=names[name].get("final", False))
+               for name, (val, right) in plan.items() for seed in (42, 43)]
+    (tmp_path / "figures").mkdir()
+    text, data = ladder_report(study, results, "emotrace study synthetic", tmp_path)
+    # each sweep keeps its best PublicTest candidate; PrivateTest never decides
+    assert data["chosen_on_publictest"] == {"adam": "adam-hi", "sgd": "sgd-a"}
+    rows = {line.split(" | ")[0].lstrip("| ").split(" **")[0]: line
+            for line in text.splitlines() if line.startswith("| ")}
+    assert "not read (not chosen)" in rows["adam-lo"] and "not read (not chosen)" in rows["sgd-b"]
+    assert "not read" not in rows["adam-hi"] and "(chosen on PublicTest)" in rows["adam-hi"]
+    # one-factor rows and chosen candidates against the reference, plus SGD's best vs Adam's best
+    pairs = [(c["a"], c["b"]) for c in data["comparisons"]]
+    assert pairs == [("head-only", "the reference"), ("adam-hi", "the reference"),
+                     ("sgd-a", "the reference"), ("no-augment", "the reference"),
+                     ("sgd-a", "adam-hi")]
+    largest = []
+    for comparison in data["comparisons"]:
+        a = comparison["a"]
+        b = "two-phase" if comparison["b"] == "the reference" else comparison["b"]
+        ps = [mcnemar_exact(labels["test"], r.predicted("test"),
+                            next(x for x in results if x.spec.name == b and x.seed == r.seed)
+                            .predicted("test")).p_value
+              for r in results if r.spec.name == a]
+        assert [t["p_value"] for t in comparison["mcnemar_per_seed"]] == pytest.approx(ps)
+        largest.append(max(ps))
+    assert [c["p_holm"] for c in data["comparisons"]] == pytest.approx(holm(largest))
+    assert data["comparisons"][0]["p_holm"] == pytest.approx(5 * largest[0])  # smallest of 5
+    no_augment = data["comparisons"][3]
+    assert no_augment["p_holm"] >= 0.05 and not no_augment["significant_after_holm"]
+    assert "no-augment − the reference" in text and "**not significant**" in text
+    # a configuration without runs is listed with what is missing
+    assert "## Defined in the study, not run yet" in text
+    assert "- no-early-stopping: not run yet (2 seeds)" in text
+
+
+def test_ensemble_report_compute_matched_row_and_the_member_by_each_split(fer_slice, tmp_path):
+    from emotrace.experiments.report import ensemble_report, split_labels
+
+    labels = split_labels(str(fer_slice))
+    n = len(labels["test"])
+    names = {"member-a": {}, "member-b": {}, "longer": {"role": "compute-matched"}}
+    study, fake = _study(fer_slice, "ensemble", names)
+    # seed 42: member-a best on PublicTest, member-b best on PrivateTest; seed 43: a on both
+    plan = {("member-a", 42): (0.60, 18), ("member-b", 42): (0.50, 22),
+            ("member-a", 43): (0.60, 21), ("member-b", 43): (0.50, 17),
+            ("longer", 42): (0.62, 23), ("longer", 43): (0.62, 24)}
+    results = [_fake_result(fake, name, seed, labels, val, _right(n, right),
+                            role=names[name].get("role"))
+               for (name, seed), (val, right) in plan.items()]
+    cards = {"rank": [{"seed": seed, "path": "ens.onnx",
+                       "metrics": {"val": {"accuracy": 0.63}, "test": {"accuracy": 26 / n}},
+                       "predictions": {"test": "".join(map(str, np.where(
+                           _right(n, 26), labels["test"], (labels["test"] + 1) % 7).tolist()))}}
+                      for seed in (42, 43)]}
+    explained = {"map_size": 2, "input_size": 48, "faces_per_class": [5] * 7, "examples": []}
+    (tmp_path / "figures").mkdir()
+    text, data = ensemble_report(study, results, "emotrace study synthetic", tmp_path, cards,
+                                 None, explained)
+    against = [c["b"] for c in data["ensemble_comparisons"]]
+    assert against == ["the member chosen on PublicTest",
+                       "the best member by PrivateTest (an oracle choice)", "longer (compute-matched)"]
+    gains = {c["b"]: c["difference_points"]["values"] for c in data["ensemble_comparisons"]}
+    assert gains["the member chosen on PublicTest"] == pytest.approx([800 / n, 500 / n])
+    assert gains["the best member by PrivateTest (an oracle choice)"] == pytest.approx(
+        [400 / n, 500 / n])
+    assert gains["longer (compute-matched)"] == pytest.approx([300 / n, 200 / n])
+    assert all(c["holm_family"] == 3 for c in data["ensemble_comparisons"])
+    assert "| longer *(compute-matched baseline)* |" in text
+    assert "Compute: the three members together" in text
+    # the baseline is never a member of the ensemble it is compared with
+    assert "longer" not in [row.split(" | ")[0] for row in text.splitlines()
+                            if row.startswith("| member")]
+
+
+def test_init_report_rates_with_bootstrap_intervals_and_the_one_cycle_stage(fer_slice, tmp_path):
+    from emotrace.experiments.report import init_report, split_labels
+
+    labels = split_labels(str(fer_slice))
+    n = len(labels["test"])
+    names = {"pre": {}, "rand": {"sweep": "rand", "final": True},
+             "rand-30": {"sweep": "rand"}}
+    study, fake = _study(fer_slice, "init", names, seeds=(42, 43, 44), window=5)
+    results = []
+    for i, seed in enumerate((42, 43, 44)):
+        results += [
+            _fake_result(fake, "pre", seed, labels, 0.55 + i / 100, _right(n, 19),
+                         config={"pretrained": True}, epochs=10, train_end=0.70 + i / 50),
+            _fake_result(fake, "rand", seed, labels, 0.26, _right(n, 9),
+                         config={"pretrained": False}, epochs=10, sweep="rand", final=True,
+                         train_end=(0.20, 0.30, 0.27)[i]),
+            _fake_result(fake, "rand-30", seed, labels, 0.44, _right(n, 15),
+                         config={"pretrained": False}, epochs=30, sweep="rand")]
+    (tmp_path / "figures").mkdir()
+    text, data = init_report(study, results, "emotrace study synthetic", tmp_path, [], 0.05)
+    assert data["chosen_on_publictest"] == {"rand": "rand-30"}
+    assert "telescope" in text and "(M_end − M_start)/n" in text
+    # MCR over all epochs is (end - start) / n: pre's seed 42 goes 0.15 -> 0.70 in 10 epochs
+    pre = next(c for c in data["configurations"] if c["name"] == "pre")["per_seed"][0]
+    assert pre["mcr_acc"] == pytest.approx((0.70 - 0.15) / 10)
+    row = next(line for line in text.splitlines() if line.startswith("| rand |"))
+    # rand's MOFR: gaps of -0.06, +0.04, +0.01 over 10 epochs: bootstrap bracket, and the dagger
+    # because the t interval holds 0
+    assert "†" in row and "[" in row.split(" | ")[6]
+    windows = [line for line in text.splitlines() if line.startswith("| rand-30 | 1-5 |")]
+    assert windows and "warm-up (LR rising)" in windows[0]
+    assert any(line.startswith("| pre | 1-5 |") and "warm-up, then decay" in line
+               for line in text.splitlines())
+    assert "### Accuracy against epochs, both arms" in text and "| epoch 30 |" in text
+    # pretrained against each final random recipe (paper-equal and chosen), each random one
+    # against the majority class: 4 comparisons, Holm-adjusted together
+    assert [(c["a"], c["b"]) for c in data["comparisons"]] == [
+        ("pre", "rand"), ("pre", "rand-30"), ("rand", "majority class (angry)"),
+        ("rand-30", "majority class (angry)")]
+    assert all(c["holm_family"] == 4 for c in data["comparisons"])
+
+
+def test_committed_reports_recompute_from_their_results(tmp_path):
+    """Every number of the four committed reports recomputes from their results.json: rebuilt
+    from it alone, each report is the committed text."""
+    import shutil
+
+    from emotrace.experiments.rebuild import rebuild
+
+    for name in ("transfer", "init", "two-phase", "ensemble"):
+        shutil.copytree(REPO / "experiments" / name, tmp_path / name)
+        rebuild(name, tmp_path)
+        assert ((tmp_path / name / "report.md").read_text() ==
+                (REPO / "experiments" / name / "report.md").read_text()), name

@@ -174,8 +174,10 @@ def sweep_label(group: Group, chosen: dict[str, Group]) -> str:
 def pending_lines(study: Study, results: list[RunResult], command: str) -> list[str]:
     """The configurations (and seeds) the study defines that have no results in this report."""
     seeds_done: dict[str, set[int]] = {}
+    stale = {r.spec.name for r in results if r.stale}
     for r in results:
-        seeds_done.setdefault(r.spec.name, set()).add(r.seed)
+        if not r.stale:  # a run made before a fix is run again
+            seeds_done.setdefault(r.spec.name, set()).add(r.seed)
     wanted: dict[str, tuple[str, list[int]]] = {}
     for run in study.runs:
         if run.requires_weights and not run.config.weights:
@@ -185,7 +187,8 @@ def pending_lines(study: Study, results: list[RunResult], command: str) -> list[
     for name, (label, seeds) in wanted.items():
         missing = [s for s in seeds if s not in seeds_done.get(name, set())]
         if missing == seeds:
-            lines.append(f"- {label}: not run yet ({len(seeds)} seeds)")
+            lines.append(f"- {label}: not run yet ({len(seeds)} seeds)" +
+                         (": the rows above are runs made before a fix" if name in stale else ""))
         elif missing:
             lines.append(f"- {label}: seeds {', '.join(map(str, missing))} of "
                          f"{', '.join(map(str, seeds))} not run yet")
@@ -198,8 +201,8 @@ def pending_lines(study: Study, results: list[RunResult], command: str) -> list[
 
 
 def stale_note(results: list[RunResult]) -> list[str]:
-    stale = sorted({r.label for r in results if getattr(r, "stale", "")})
-    reasons = sorted({r.stale for r in results if getattr(r, "stale", "")})
+    stale = sorted({r.label for r in results if r.stale})
+    reasons = sorted({r.stale for r in results if r.stale})
     if not stale:
         return []
     return ["> **Runs made before a fix.** " + " ".join(reasons) + " Affected rows: " +
