@@ -462,3 +462,39 @@ def test_person_thumbnails_are_served_for_their_job_only(tmp_path, clip):
         assert client.get(f"/v1/jobs/{'0' * 32}/people/1.jpg").status_code == 404
         uploading, _ = client.app.state.store.reserve("u.mp4", ".mp4", 10)
         assert client.get(f"/v1/jobs/{uploading}/people/1.jpg").status_code == 404
+
+
+def test_headers_at_one_byte_a_second_are_cut(tmp_path, monkeypatch):
+    from emotrace.server import http
+
+    monkeypatch.setattr(http, "HEADER_TIMEOUT_S", 1.5)
+    with ThreadedServer(create_app(ServerSettings(data_dir=tmp_path))) as server:
+        with socket.create_connection(("127.0.0.1", server.port), timeout=10) as sock:
+            started, closed = time.monotonic(), False
+            for byte in b"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: " + b"a" * 30:
+                try:
+                    sock.sendall(bytes([byte]))
+                    time.sleep(0.25)
+                    sock.setblocking(False)
+                    try:
+                        closed = sock.recv(1) == b""
+                    except BlockingIOError:
+                        pass
+                    finally:
+                        sock.setblocking(True)
+                except OSError:
+                    closed = True
+                if closed:
+                    break
+            assert closed and time.monotonic() - started < 5
+        # a normal client on a kept-alive connection and the WebSocket are not cut
+        with httpx.Client(base_url=server.url) as client:
+            for _ in range(2):
+                assert client.get("/health").status_code == 200
+                time.sleep(1.0)
+        import websockets.sync.client as ws_client
+
+        with ws_client.connect(f"ws://127.0.0.1:{server.port}/v1/stream") as ws:
+            time.sleep(2.0)  # longer than the header deadline
+            ws.send(PHOTO)
+            assert len(json.loads(ws.recv(timeout=30))["faces"]) == 4

@@ -135,16 +135,18 @@ def free_port() -> int:
 
 
 class ThreadedServer:
-    """Serve an ASGI ``app`` with uvicorn on 127.0.0.1 in a thread (a real socket, for tests that
-    need raw HTTP). Use as a context manager: started on entry, stopped on exit whatever
+    """Serve an ASGI ``app`` as ``emotrace serve`` does (uvicorn with the header deadline) on
+    127.0.0.1 in a thread (a real socket, for tests that need raw HTTP). Use as a context manager: started on entry, stopped on exit whatever
     happened; :attr:`url` is its address."""
 
     def __init__(self, app, port: int | None = None) -> None:
         import uvicorn
 
+        from emotrace.server.http import uvicorn_config
+
         self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        self.server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=self.port,
+        self.server = uvicorn.Server(uvicorn_config(app, host="127.0.0.1", port=self.port,
                                                     log_level="warning"))
         self.server.install_signal_handlers = lambda: None  # uvicorn < 0.29 asks; newer ignore
         self.thread = None

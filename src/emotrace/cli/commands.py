@@ -324,6 +324,7 @@ def serve(args: argparse.Namespace) -> int:
         import uvicorn
 
         from emotrace.server import ServerSettings, create_app
+        from emotrace.server.http import uvicorn_config
     except ImportError as error:
         raise UsageError(f"serve needs the serve extra: pip install 'emotrace[serve]' ({error})")
     settings = ServerSettings(
@@ -340,7 +341,7 @@ def serve(args: argparse.Namespace) -> int:
         print(f"emotrace serve: http://{host}:{args.port}/ (API docs at /docs; data in "
               f"{settings.data_dir}; auth {'on' if settings.token else 'off'}; Ctrl-C stops)",
               file=sys.stderr, flush=True)
-        config = uvicorn.Config(app, log_level="warning", timeout_keep_alive=5)
+        config = uvicorn_config(app, log_level="warning", timeout_keep_alive=5)
         try:
             uvicorn.Server(config).run(sockets=[sock])
         except KeyboardInterrupt:  # uvicorn shut down cleanly, then re-raised the signal
