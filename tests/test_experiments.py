@@ -216,17 +216,28 @@ def test_transfer_study_end_to_end_on_a_slice(fer_slice, tmp_path):
     for name in text.split("](figures/")[1:]:
         assert (figures / name.split(")")[0]).is_file()
     data = json.loads((report.parent / "results.json").read_text())
-    assert [c["name"] for c in data["configurations"]] == ["mobilenet_v2-imagenet", "plain_cnn"]
+    assert [c["name"] for c in data["configurations"]] == [
+        "mobilenet_v2-imagenet", "plain_cnn-lr3e-4", "plain_cnn", "plain_cnn-lr3e-3"]
     labels = select_split(load_dataset(fer_slice), "test").labels
-    mobilenet, plain = data["configurations"]
+    configurations = {c["name"]: c for c in data["configurations"]}
+    # the plain CNN's learning rate is chosen on PublicTest; only the chosen one reads PrivateTest
+    candidates = [c for c in data["configurations"] if c["sweep"] == "plain_cnn"]
+    chosen = data["chosen_on_publictest"]["plain_cnn"]
+    assert configurations[chosen]["val_acc"]["mean"] == max(c["val_acc"]["mean"] for c in candidates)
+    for config in candidates:
+        if config["name"] != chosen:
+            assert config["test_acc"] is None
+            assert not any("test" in r["predictions"] for r in config["per_seed"])
+    mobilenet, plain = configurations["mobilenet_v2-imagenet"], configurations[chosen]
     for config in data["configurations"]:
         assert config["seeds"] == [42, 43]
         runs = config["per_seed"]
         assert [r["seed"] for r in runs] == [42, 43]
         assert runs[0]["history"][0]["epoch"] == 0  # measured before training
         assert runs[0]["history"] != runs[1]["history"]  # the seeds differ
+    for config in (mobilenet, plain):
         accuracies = []
-        for r in runs:
+        for r in config["per_seed"]:
             predicted = np.array(list(r["predictions"]["test"]), dtype=int)
             assert len(predicted) == 35
             assert r["metrics"]["test"]["accuracy"] == pytest.approx(np.mean(predicted == labels))
@@ -234,7 +245,7 @@ def test_transfer_study_end_to_end_on_a_slice(fer_slice, tmp_path):
         assert config["test_acc"]["mean"] == pytest.approx(np.mean(accuracies))
         assert config["test_acc"]["sd"] == pytest.approx(np.std(accuracies, ddof=1))
     headline = data["comparisons"][0]
-    assert (headline["a"], headline["b"]) == ("MobileNetV2 (ImageNet)", "Plain CNN (scratch, 48 px)")
+    assert (headline["a"], headline["b"]) == ("MobileNetV2 (ImageNet)", plain["label"])
     for seed, test in enumerate(headline["mcnemar_per_seed"]):
         a = np.array(list(mobilenet["per_seed"][seed]["predictions"]["test"]), dtype=int)
         b = np.array(list(plain["per_seed"][seed]["predictions"]["test"]), dtype=int)
@@ -246,6 +257,7 @@ def test_transfer_study_end_to_end_on_a_slice(fer_slice, tmp_path):
               progress_bar=False)
     again = json.loads((report.parent / "results.json").read_text())
     assert again["configurations"][0]["per_seed"][0]["history"] == mobilenet["per_seed"][0]["history"]
+    assert again["chosen_on_publictest"] == data["chosen_on_publictest"]
     assert {p: p.stat().st_mtime for p in files} == files
 
 
