@@ -670,3 +670,17 @@ def test_committed_reports_recompute_from_their_results(tmp_path):
         rebuild(name, tmp_path)
         assert ((tmp_path / name / "report.md").read_text() ==
                 (REPO / "experiments" / name / "report.md").read_text()), name
+
+
+def test_runs_that_reach_phase_two_have_a_cache_identity_after_the_batch_norm_fix():
+    import hashlib
+
+    def plain_key(run):  # the identity before issue 28: the config alone
+        values = run.config.to_dict()
+        for name in ("teacher", "distill_weight", "distill_temperature"):
+            values.pop(name)
+        return hashlib.sha1(json.dumps(values, sort_keys=True, default=list).encode()).hexdigest()[:8]
+
+    runs = {r.name: r for r in load_study("two-phase", {"seeds": 1}).runs}
+    assert runs["head-only"].key == plain_key(runs["head-only"])  # never reaches phase 2
+    assert runs["two-phase"].key != plain_key(runs["two-phase"])  # trained again after the fix
