@@ -791,8 +791,7 @@ def ladder_report(study: Study, results: list[RunResult], command: str,
     if adam and sgd:
         verdict = best_vs_best or comparisons.get(sgd.name)
         optimizer = [f"**Optimizers at their best learning rate** (each chosen on PublicTest): "
-                     f"Adam {adam.label.split('Adam ')[-1].removesuffix(')')} against SGD "
-                     f"{sgd.label.split('SGD ')[-1]}: " +
+                     f"Adam at LR {adam.config.lr:g} against SGD at LR {sgd.config.lr:g}: " +
                      (verdict.sentence() if verdict else "no PrivateTest comparison yet."), ""]
     lines = [header(study, command, results), *stale_note(results), "## What each step adds",
              "", _table(["step", "val acc (PublicTest)", "test acc (PrivateTest)",
