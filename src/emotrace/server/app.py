@@ -223,7 +223,7 @@ def label_box(box, shape: tuple[int, ...], label: str) -> tuple[int, int, int, i
     scale = max(0.5, min(2.0, w / 100))
     (width, height), _ = cv2.getTextSize(label, cv2.FONT_HERSHEY_SIMPLEX, scale, 2)
     x0 = max(0, min(x, shape[1] - width - 8))
-    y0 = y + h + 2 if y + h + height + 10 < shape[0] else max(0, y - height - 10)
+    y0 = y + h + 14 if y + h + height + 22 < shape[0] else max(0, y - height - 30)  # past the bars
     return x0, y0, x0 + width + 8, y0 + height + 8, scale
 
 
