@@ -112,6 +112,52 @@ def cut_sweep(sequences: list[tuple[str, np.ndarray, list[int]]],
     return rows
 
 
+def threshold_table(photos: dict, thresholds: list[float], per_person: int = 3) -> list[dict]:
+    """Pairs of photos of the dev set's LFW people (photos of one person were taken on
+    different days): the share of same-person pairs and of different-person pairs whose
+    embeddings pass each match threshold; and, in galleries of 10 and 30 people (one photo
+    each, 3000 draws), how often another photo of a member finds that member and how often a
+    newcomer's photo is taken for a member."""
+    from itertools import combinations
+
+    from emotrace.inference.detectors import YuNetDetector
+    from emotrace.inference.identity import FaceEmbedder
+
+    detector, embedder, vectors, labels = YuNetDetector(), FaceEmbedder(), [], []
+    for name, paths in photos.items():
+        for path in paths[:per_person]:
+            image = cv2.copyMakeBorder(cv2.resize(cv2.imread(str(path)), (160, 160)), 40, 40, 40,
+                                       40, cv2.BORDER_CONSTANT, value=(110, 110, 110))
+            found = detector.detect(image)
+            if found:
+                vectors.append(embedder.embed(image, max(found, key=lambda d: d.box[2]))[0])
+                labels.append(name)
+    similarity, labels = np.array(vectors) @ np.array(vectors).T, np.array(labels)
+    pairs = np.array(list(combinations(range(len(labels)), 2)))
+    same = labels[pairs[:, 0]] == labels[pairs[:, 1]]
+    values = similarity[pairs[:, 0], pairs[:, 1]]
+    names = np.unique(labels)
+    rows, rng = [], np.random.default_rng(0)
+    for threshold in thresholds:
+        row = {"threshold": threshold, "photos": len(labels), "people": len(names),
+               "same_pass": float((values[same] >= threshold).mean()),
+               "different_pass": float((values[~same] >= threshold).mean())}
+        for size in (10, 30):
+            found = merged = 0
+            for _ in range(3000):
+                chosen = rng.choice(names, size + 1, replace=False)
+                members = [rng.choice(np.flatnonzero(labels == n)) for n in chosen[:size]]
+                query = rng.choice([i for i in np.flatnonzero(labels == chosen[0])
+                                    if i != members[0]])
+                best = int(np.argmax(similarity[query, members]))
+                found += best == 0 and similarity[query, members[0]] >= threshold
+                newcomer = rng.choice(np.flatnonzero(labels == chosen[size]))
+                merged += similarity[newcomer, members].max() >= threshold
+            row[f"found_{size}"], row[f"merged_{size}"] = found / 3000, merged / 3000
+        rows.append(row)
+    return rows
+
+
 def intel_ids(options: dict) -> list[dict]:
     rows = []
     for gif in INTEL:
@@ -128,11 +174,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--thresholds", type=float, nargs="+", default=[0.3, 0.363, 0.45])
     parser.add_argument("--quick", action="store_true", help="default settings only")
+    parser.add_argument("--clips", nargs="+", help="only these clips (names as printed)")
     args = parser.parse_args()
     photos = people_with_photos()
     report: dict = {"runs": []}
     with tempfile.TemporaryDirectory(prefix="emotrace-identity-") as tmp:
-        videos = [(clip, *write_clip(clip, Path(tmp), photos)) for clip in clips()]
+        videos = [(clip, *write_clip(clip, Path(tmp), photos)) for clip in clips()
+                  if not args.clips or clip.name in args.clips]
         sequences = [("generated clips", np.concatenate([cut_signals(video_frames(v))
                                                          for _, v, _ in videos]),
                       [c + sum(len(t["frames"]) for _, _, t in videos[:i])
@@ -152,6 +200,15 @@ def main() -> None:
             print(f"  {name}: at cuts content >= {signals[cuts, 0].min():.1f}, histogram >= "
                   f"{signals[cuts, 1].min():.2f}; elsewhere content <= {others[:, 0].max():.1f}, "
                   f"histogram <= {others[:, 1].max():.2f}")
+        table = threshold_table(photos, [0.3, 0.363, 0.42, 0.45, 0.5])
+        report["thresholds"] = table
+        print(f"match threshold, {table[0]['photos']} photos of {table[0]['people']} people: "
+              "pairs that pass; galleries of 10 / 30: member found, newcomer merged")
+        for row in table:
+            print(f"  {row['threshold']:.3f}: same person {row['same_pass']:.3f}, different "
+                  f"{row['different_pass']:.5f}; found {row['found_10']:.3f} / "
+                  f"{row['found_30']:.3f}, merged {row['merged_10']:.4f} / "
+                  f"{row['merged_30']:.4f}", flush=True)
         configs = [("default", {})] + ([] if args.quick else [("detect 2, classify 3", FAST)])
         header = (f"{'clip':<14}{'settings':<22}{'re-id':<8}{'IDF1':>7}{'IDP':>7}{'IDsw':>6}"
                   f"{'ids':>5}"
