@@ -150,6 +150,42 @@ def print_table(results: list[dict]) -> None:
                 print(f"per-class recall, {condition}: {recall}")
 
 
+def card_section(result: dict, data: Path) -> dict:
+    """The "real faces" section of a model card: dev set (crops and pipeline), slices, and the
+    command that measures them again."""
+    def short(row: dict) -> dict:
+        return {k: round(row[k], 4) for k in ("accuracy", "macro_recall", "neutral_to_angry_sad")}
+
+    clean = result["crops/clean"]["accuracy"]
+    slices = {c.split("/", 1)[1]: round(r["accuracy"], 4) for c, r in result.items()
+              if c.startswith("crops/") and c != "crops/clean"}
+    section = {"dev_set": f"muxspace-dev ({data.name}, {result['crops/clean']['n']} web face photos)",
+               "crops": {**short(result["crops/clean"]),
+                         "recall": {k: round(v, 4) for k, v in result["crops/clean"]["recall"].items()}},
+               "slices_accuracy": slices,
+               "largest_slice_drop": round(max((clean - a for a in slices.values()), default=0.0), 4),
+               "command": "python benchmarks/realworld.py MODEL"}
+    if "pipeline/clean" in result:
+        section["pipeline"] = {**short(result["pipeline/clean"]),
+                               "face_found": round(result["pipeline/clean"]["face_found"], 4)}
+    if "fer2013/PublicTest" in result:
+        section["fer2013_publictest_accuracy"] = round(result["fer2013/PublicTest"]["accuracy"], 4)
+    return section
+
+
+def write_card(model: str, section: dict) -> Path:
+    """Put ``section`` into the model's card as ``"real_faces"`` (atomically)."""
+    from emotrace.inference.classifier import model_path
+    from emotrace.utils import atomic_path
+
+    card_path = model_path(model).with_suffix(".json")
+    card = json.loads(card_path.read_text())
+    card["real_faces"] = section
+    with atomic_path(card_path) as tmp:
+        tmp.write_text(json.dumps(card, indent=2) + "\n")
+    return card_path
+
+
 def print_mcnemar(results: list[dict], labels: np.ndarray) -> None:
     from emotrace.evaluation.stats import mcnemar_exact, p_text
 
@@ -172,6 +208,8 @@ def main() -> None:
     parser.add_argument("--fer-python", help="python of an environment with fer installed")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--out", type=Path, help="raw results (JSON, with every prediction)")
+    parser.add_argument("--write-card", action="store_true",
+                        help="put the results into each emotrace model's card (\"real_faces\")")
     args = parser.parse_args()
     slices = (list(SLICES) if args.slices == "all" else ["clean"] if args.slices == "none"
               else ["clean", *[s for s in args.slices.split(",") if s != "clean"]])
@@ -188,6 +226,9 @@ def main() -> None:
     print_table(results)
     print()
     print_mcnemar(results, labels)
+    if args.write_card:
+        for model, result in zip(args.models, results):
+            print(f"card updated: {write_card(model, card_section(result, args.data))}")
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(json.dumps({"data": str(args.data), "names": names,
