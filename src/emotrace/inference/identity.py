@@ -29,6 +29,13 @@ SFACE_FILE = "face_recognition_sface_2021dec_int8bq.onnx"
 #: pass 0.026% of pairs (0.2% at OpenCV's usual 0.363), photos of one person taken on different
 #: days 94% (98%); the clips, where a person looks alike within one video, keep every id.
 DEFAULT_MATCH_THRESHOLD = 0.42
+#: Below the threshold a match is still taken when it is clear: at least ``LOW_THRESHOLD`` and
+#: ``MARGIN`` ahead of the runner-up (the face's next-best person, the person's next-best new
+#: face). Faces of one video come back with different looks (after a cut, small, turned), and a
+#: lone best candidate is rarely a stranger: see the threshold table of ``benchmarks/identity.py``
+#: (returning members found, newcomers merged, in galleries of 10 and 30).
+LOW_THRESHOLD = 0.35
+MARGIN = 0.15
 #: One visible face is re-embedded every this many frames (the one embedded longest ago): new
 #: views for the gallery, a better thumbnail. 150 frames (5 s at 30 fps) cost about 0.5 ms a frame.
 DEFAULT_REFRESH_EVERY = 150
@@ -131,6 +138,14 @@ def thumbnail_crop(image: np.ndarray, box: tuple[int, int, int, int],
     if scale < 1.0:
         crop = cv2.resize(crop, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
     return crop.copy()
+
+
+def is_match(similarity: float, runner_up: float, threshold: float = DEFAULT_MATCH_THRESHOLD,
+             low: float = LOW_THRESHOLD, margin: float = MARGIN) -> bool:
+    """Whether a face is the person it is most similar to: ``similarity`` at least
+    ``threshold``, or at least ``low`` and ``margin`` ahead of ``runner_up`` (the best other
+    candidate's similarity; -1 when there is none)."""
+    return similarity >= threshold or (similarity >= low and similarity - runner_up >= margin)
 
 
 @dataclass
@@ -250,7 +265,9 @@ class PersonGallery:
         if rows and free:
             similarity = np.array([[p.similarity(vectors[i]) for p in free] for i in rows])
             for r, c in zip(*linear_sum_assignment(-similarity)):
-                if similarity[r, c] >= self.threshold:
+                others = np.concatenate([np.delete(similarity[r], c),
+                                         np.delete(similarity[:, c], r), [-1.0]])
+                if is_match(similarity[r, c], others.max(), self.threshold):
                     chosen[rows[r]] = free[c].id
         for index in born:
             person = chosen.get(index)
