@@ -14,6 +14,8 @@ import cv2
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
+from emotrace.errors import EmotraceError
+
 #: Images with more pixels are refused before they are decoded. OpenCV's JPEG decoder peaks at
 #: about 6 bytes a pixel and an annotated copy takes 3 more: 100 MP (10000x10000) keeps one
 #: image, annotated, under 1 GB of memory in all (measured: benchmarks/README, hardening notes).
@@ -21,8 +23,9 @@ MAX_PIXELS = 100_000_000
 _ORIENTATION_TAG = 0x0112
 
 
-class ImageError(ValueError):
-    """An image file that cannot be used; the message says why (the caller names the file)."""
+class ImageError(EmotraceError, ValueError):
+    """An image file that cannot be used; the message says why (the caller names the file).
+    A user's mistake, not a bug: the CLI prints it as one line (exit code 2)."""
 
 
 class NotAnImageError(ImageError):
