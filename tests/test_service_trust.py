@@ -486,6 +486,14 @@ def test_headers_at_one_byte_a_second_are_cut(tmp_path, monkeypatch):
                 if closed:
                     break
             assert closed and time.monotonic() - started < 5
+        # a slow second request on a kept-alive connection is cut too
+        with socket.create_connection(("127.0.0.1", server.port), timeout=10) as sock:
+            sock.sendall(b"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+            assert sock.recv(65536).startswith(b"HTTP/1.1 200")
+            started = time.monotonic()
+            sock.sendall(b"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: a")
+            assert sock.recv(65536) == b""  # closed by the server ...
+            assert 1.0 < time.monotonic() - started < 5  # ... at the header deadline
         # a normal client on a kept-alive connection and the WebSocket are not cut
         with httpx.Client(base_url=server.url) as client:
             for _ in range(2):

@@ -341,7 +341,9 @@ def serve(args: argparse.Namespace) -> int:
         print(f"emotrace serve: http://{host}:{args.port}/ (API docs at /docs; data in "
               f"{settings.data_dir}; auth {'on' if settings.token else 'off'}; Ctrl-C stops)",
               file=sys.stderr, flush=True)
-        config = uvicorn_config(app, log_level="warning", timeout_keep_alive=5)
+        # idle connections outlive httpx's and requests' 5-s pools: the client closes first,
+        # so no request is sent on a connection the server is closing
+        config = uvicorn_config(app, log_level="warning", timeout_keep_alive=10)
         try:
             uvicorn.Server(config).run(sockets=[sock])
         except KeyboardInterrupt:  # uvicorn shut down cleanly, then re-raised the signal

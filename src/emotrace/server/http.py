@@ -7,8 +7,9 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-#: Seconds a connection may take to send a request's headers (from its opening, or from the
-#: end of the previous response on a kept-alive connection).
+#: Seconds a connection may take to send a request's headers: from its opening, or on a
+#: kept-alive connection from the request's first byte (idle kept-alive connections are
+#: uvicorn's: closed after ``timeout_keep_alive``).
 HEADER_TIMEOUT_S = 10.0
 
 
@@ -47,11 +48,8 @@ def _protocol_class() -> type:
             upgraded = self.transport.get_protocol() is not self  # now a WebSocket
             if upgraded or (self.cycle is not None and not self.cycle.response_complete):
                 self._disarm()  # the headers are in: the body is timed by the app
-
-        def on_response_complete(self) -> None:
-            super().on_response_complete()
-            if not self.transport.is_closing():
-                self._arm()  # the next request's headers must come in time too
+            elif self._deadline is None and not self.transport.is_closing():
+                self._arm()  # the next request on a kept-alive connection has begun
 
         def connection_lost(self, exc: Exception | None) -> None:
             self._disarm()
