@@ -40,6 +40,10 @@ MARGIN = 0.15
 #: views for the gallery, a better thumbnail. 150 frames (5 s at 30 fps) cost about 0.5 ms a frame.
 DEFAULT_REFRESH_EVERY = 150
 MAX_EMBEDDINGS = 8  # per person: the first view and the latest ones
+#: A track that started a new person while others were known is looked at again this many
+#: frames after its birth: a face born half hidden or turned away embeds poorly, and the second
+#: look may find that it is someone known after all (the track then takes that person's id).
+RECHECK_AFTER = (10, 30)
 #: Tracks unseen for this many frames are dropped (the tracker retires them far sooner).
 FORGET_TRACK_AFTER = 600
 THUMBNAIL_MARGIN = 0.25  # of the face box, on each side
@@ -172,6 +176,8 @@ class _Track:
     person: int
     embedded_at: int  # frame of the track's last embedding (-1: none)
     seen_at: int = 0  # frame where the track was last visible
+    born_at: int = 0
+    rechecks: list[int] = field(default_factory=list)  # frames still to look again at
 
 
 class PersonGallery:
@@ -200,6 +206,7 @@ class PersonGallery:
         self.people: dict[int, Person] = {}
         self.tracks: dict[int, _Track] = {}
         self.embeddings = 0  # embeddings computed (cost accounting)
+        self._next_id = 1
         self._next_refresh = refresh_every
         self.improved: set[int] = set()  # people whose thumbnail got better in the last update
 
@@ -236,6 +243,7 @@ class PersonGallery:
         for index, (vector, quality) in views.items():
             self._keep_view(self.tracks[track_ids[index]].person, vector, quality, image,
                             detections[index].box)
+        self._recheck(image, detections, track_ids, frame, set(born))
         if frame >= self._next_refresh:
             self._refresh(image, detections, track_ids, frame, set(born))
         for track_id in track_ids:
@@ -271,13 +279,55 @@ class PersonGallery:
                     chosen[rows[r]] = free[c].id
         for index in born:
             person = chosen.get(index)
+            doubtful = person is None and index in vectors and bool(free)
             if person is None:
-                person = len(self.people) + 1
-                self.people[person] = Person(person)
-            else:  # a lost track still holding this person lets go (it is someone else now)
-                for other in [t for t, s in self.tracks.items() if s.person == person]:
-                    del self.tracks[other]
-            self.tracks[track_ids[index]] = _Track(person, frame if index in vectors else -1, frame)
+                person = self._new_person()
+            else:
+                self._take(person)
+            self.tracks[track_ids[index]] = _Track(
+                person, frame if index in vectors else -1, frame, frame,
+                [frame + after for after in RECHECK_AFTER] if doubtful else [])
+
+    def _new_person(self) -> int:
+        person, self._next_id = self._next_id, self._next_id + 1
+        self.people[person] = Person(person)
+        return person
+
+    def _take(self, person: int) -> None:
+        """A lost track still holding ``person`` lets go (it is someone else now)."""
+        for other in [t for t, s in self.tracks.items() if s.person == person]:
+            del self.tracks[other]
+
+    def _recheck(self, image: np.ndarray, detections: list[Detection], track_ids: list[int],
+                 frame: int, born: set[int]) -> None:
+        """Look again at tracks that started a new person (see ``RECHECK_AFTER``): when the
+        face now clearly is a known person not in view, the track takes that person's id."""
+        visible = {self.tracks[t].person for t in track_ids}
+        for index, track_id in enumerate(track_ids):
+            track = self.tracks[track_id]
+            if (index in born or not track.rechecks or frame < track.rechecks[0]
+                    or detections[index].landmarks is None):
+                continue
+            while track.rechecks and frame >= track.rechecks[0]:
+                track.rechecks.pop(0)
+            embedded = self._embed(image, detections[index])
+            if embedded is None:
+                continue
+            vector, quality = embedded
+            free = [p for p in self.people.values()
+                    if p.id not in visible and p.id != track.person and p.embeddings]
+            scores = sorted(((p.similarity(vector), p.id) for p in free), reverse=True)
+            if scores and is_match(scores[0][0], scores[1][0] if len(scores) > 1 else -1.0,
+                                   self.threshold):
+                old, track.person = track.person, scores[0][1]
+                track.rechecks = []
+                self._take(track.person)
+                self.tracks[track_id] = track
+                if not any(s.person == old for s in self.tracks.values()):
+                    del self.people[old]  # a person seen for a few frames only
+                visible = (visible - {old}) | {track.person}
+            track.embedded_at = frame
+            self._keep_view(track.person, vector, quality, image, detections[index].box)
 
     def _keep_view(self, person_id: int, vector: np.ndarray, quality: float, image: np.ndarray,
                    box: tuple[int, int, int, int]) -> None:

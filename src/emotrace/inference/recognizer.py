@@ -337,4 +337,5 @@ class VideoStream:
         if self.gallery is None or not self.gallery.improved:
             return {}
         improved, self.gallery.improved = self.gallery.improved, set()
-        return {p: self.gallery.people[p].thumbnail for p in improved}
+        people = self.gallery.people
+        return {p: people[p].thumbnail for p in improved if p in people}
