@@ -100,3 +100,15 @@ def test_ensemble_refuses_a_zoom_outside_its_range_before_writing(tmp_path):
         run = emotrace("ensemble", *members, "--zoom", zoom, "--out", tmp_path / "e.onnx")
         assert run.returncode == 2 and f"zoom {float(zoom)}" in run.stderr
         assert "Traceback" not in run.stderr and not (tmp_path / "e.onnx").exists()
+
+
+@pytest.mark.parametrize("content", [None, b"not an image"])
+def test_explain_a_missing_or_broken_image_is_one_line_naming_it(tmp_path, content):
+    image = tmp_path / "missing.jpg"
+    if content is not None:
+        image.write_bytes(content)
+    run = emotrace("explain", image, "--save", tmp_path / "x.png")
+    assert run.returncode == 2, run.stderr
+    (line,) = run.stderr.strip().splitlines()
+    assert str(image) in line and "internal error" not in line
+    assert not (tmp_path / "x.png").exists()

@@ -256,7 +256,11 @@ def explain(args: argparse.Namespace) -> int:
     except ImportError:
         raise _train_extra("explain") from None
 
-    image = to_bgr8(read_image(args.image))
+    from emotrace.data.images import ImageError
+    try:
+        image = to_bgr8(read_image(args.image))
+    except ImageError as error:  # the reader says what is wrong, the command names the file
+        raise ImageError(f"{args.image}: {error}") from None
     explainer = GradCAM(args.model)
     detections, crops = Recognizer(explainer.classifier.path, args.detector).face_crops(image)
     if not crops:
