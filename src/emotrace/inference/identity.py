@@ -44,6 +44,9 @@ MAX_EMBEDDINGS = 8  # per person: the first view and the latest ones
 #: frames after its birth: a face born half hidden or turned away embeds poorly, and the second
 #: look may find that it is someone known after all (the track then takes that person's id).
 RECHECK_AFTER = (10, 30)
+#: ...only when someone known not in view resembled it at least this much at its birth (a
+#: stranger to everyone is not embedded again: in a crowd each recheck costs a frame's worth).
+RECHECK_FROM = 0.15
 #: Tracks unseen for this many frames are dropped (the tracker retires them far sooner).
 FORGET_TRACK_AFTER = 600
 THUMBNAIL_MARGIN = 0.25  # of the face box, on each side
@@ -270,6 +273,7 @@ class PersonGallery:
         free = [p for p in self.people.values() if p.id not in taken and p.embeddings]
         rows = [i for i in born if i in vectors]
         chosen: dict[int, int] = {}
+        best = {i: max((p.similarity(vectors[i]) for p in free), default=-1.0) for i in rows}
         if rows and free:
             similarity = np.array([[p.similarity(vectors[i]) for p in free] for i in rows])
             for r, c in zip(*linear_sum_assignment(-similarity)):
@@ -279,7 +283,7 @@ class PersonGallery:
                     chosen[rows[r]] = free[c].id
         for index in born:
             person = chosen.get(index)
-            doubtful = person is None and index in vectors and bool(free)
+            doubtful = person is None and best.get(index, -1.0) >= RECHECK_FROM
             if person is None:
                 person = self._new_person()
             else:
