@@ -95,6 +95,9 @@ def test_video_frames_track_ids_csv_and_summary(recognizer, panning_video, tmp_p
         assert {f.track_id for f in big} <= ids
     rows = list(csv.DictReader(open(tmp_path / "faces.csv")))
     assert len(rows) == sum(len(r.faces) for r in results)
+    faces = [f for r in results for f in r.faces]
+    assert [row["person_id"] for row in rows] == [str(f.person_id) for f in faces]
+    assert all(row["person_id"] for row in rows)  # every video face has its person
     summary = json.loads((tmp_path / "out" / "faces.summary.json").read_text())
     assert summary["frames"] == 30
     people = {f["person_id"]: f for f in summary["faces"]}  # the summary is per person

@@ -29,7 +29,7 @@ from emotrace.inference.timeline import VideoTimeline
 from emotrace.utils import (check_output_dir, check_output_file, describe_os_error,
                             partial_path, remove_dead_partials, remove_stale_partials)
 
-CSV_FIELDS = ("source", "frame", "time", "face", "track_id", "x", "y", "w", "h", "score",
+CSV_FIELDS = ("source", "frame", "time", "face", "track_id", "person_id", "x", "y", "w", "h", "score",
               "emotion", *EMOTIONS)
 
 
@@ -124,7 +124,8 @@ class CsvSink(Sink):
         try:
             for number, face in enumerate(result.faces):
                 self._writer.writerow([result.source, result.frame, result.time, number,
-                                       face.track_id, *face.box, face.score, face.emotion,
+                                       face.track_id, face.person_id, *face.box, face.score,
+                                       face.emotion,
                                        *(face.scores[name] for name in EMOTIONS)])
                 self.rows += 1
         except OSError as error:
