@@ -12,7 +12,9 @@ only (never training). PrivateTest is never read here (see compare_models.py --s
 record each read in benchmarks/results/privatetest_reads.md).
 
 `fer` (Haar + mini-Xception, TensorFlow) runs in its own environment:
-    python -m venv FER_VENV && FER_VENV/bin/pip install fer tensorflow-cpu "opencv-python-headless<5"
+    python -m venv FER_VENV && FER_VENV/bin/pip install fer tensorflow-cpu "setuptools<81"
+    FER_VENV/bin/pip install --force-reinstall --no-deps "opencv-contrib-python<5"
+(fer imports pkg_resources, gone from setuptools 81; OpenCV 5, which fer pulls, has no Haar files.)
 """
 
 from __future__ import annotations
