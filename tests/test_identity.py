@@ -2,6 +2,7 @@
 (LFW people of the dev set), the shipped SFace model and real footage."""
 
 import json
+import sys
 from collections import Counter
 from itertools import combinations
 
@@ -9,7 +10,7 @@ import cv2
 import numpy as np
 import pytest
 
-from conftest import SHARED, TESTDATA
+from conftest import REPO, SHARED, TESTDATA
 from emotrace import Recognizer
 from emotrace.inference.detectors import YuNetDetector
 from emotrace.inference.identity import DEFAULT_MATCH_THRESHOLD, FaceEmbedder
@@ -174,20 +175,10 @@ def test_video_json_summary_and_thumbnails_per_person(tmp_path):
 def test_cut_detector_on_real_footage():
     """Cuts spliced into the Intel clips (another clip, or the same scene zoomed: another
     angle) are all found, and nothing else is."""
-    frames, cuts = [], []
-    for video in sorted((TESTDATA / "videos").glob("*.gif")):
-        capture, images = cv2.VideoCapture(str(video)), []
-        while (image := capture.read()[1]) is not None:
-            images.append(image)
-        half = len(images) // 2
-        if frames:
-            cuts.append(len(frames))
-        frames += images[:half]
-        cuts.append(len(frames))
-        height, width = images[0].shape[:2]
-        zoomed = [cv2.resize(i[height // 6:height // 6 + height * 5 // 9,
-                               width // 10:width // 10 + width * 5 // 9], (width, height))
-                  for i in images[half:]]
-        frames += zoomed
+    sys.path.insert(0, str(REPO / "benchmarks"))
+    from identity_clips import intel_cut_sequence  # the benchmark's own splice
+
+    frames, cuts = intel_cut_sequence(sorted((TESTDATA / "videos").glob("*.gif")))
+    assert len(cuts) == 5
     detector = CutDetector()
     assert [i for i, frame in enumerate(frames) if detector(frame)] == cuts
