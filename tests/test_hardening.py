@@ -207,9 +207,6 @@ def test_read_only_save_folder_is_refused(tmp_path):
 # 8, 9. Ctrl-C early, SIGTERM mid-video ------------------------------------------------------------
 @pytest.mark.parametrize("delay", [0.05, 0.3, 0.8])
 def test_ctrl_c_at_start_prints_no_traceback(delay):
-    # compiled once first, as 'pip install' does: in a fresh editable clone the first run spends
-    # its first 50 ms compiling emotrace.cli.main inside runpy, before any emotrace code can run
-    subprocess.run([*CLI, "--help"], capture_output=True, check=True)
     process = subprocess.Popen([*CLI, "predict", str(TESTDATA / "face.jpg")], text=True,
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
