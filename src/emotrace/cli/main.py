@@ -7,6 +7,13 @@ made here, never on ``import emotrace``.
 
 from __future__ import annotations
 
+if __name__ == "__main__":  # `python -m`: hold Ctrl-C and SIGTERM from our first statement (the
+    import os as _os        # imports below take 50 ms, and a Ctrl-C there printed a traceback);
+    import signal as _signal  # main() replaces these with handlers that close outputs whole
+
+    _signal.signal(_signal.SIGINT, lambda *_: _os._exit(130))
+    _signal.signal(_signal.SIGTERM, lambda *_: _os._exit(143))
+
 import argparse
 import os
 import sys
