@@ -40,6 +40,18 @@ class FaceSet:
 
     ``images`` is ``(N, S, S)`` uint8, ``labels`` the FER codes, ``usage`` the official split of
     each image (``Training``/``PublicTest``/``PrivateTest``, or ``""`` when the layout has none).
+
+    Attributes:
+        images: ``(N, S, S)`` uint8 grey faces.
+        labels: ``(N,)`` int64 emotion codes, indices into ``EMOTIONS``.
+        usage: ``(N,)`` official split of each image, ``""`` when the layout has none.
+        sources: where each image came from (a file, or ``CSV:line``); may be empty.
+        skipped: ``(file, reason, usage)`` of the images left out because they could not be read.
+
+    Example:
+        >>> faces = load_dataset("../shared/data/fer2013")
+        >>> faces.images.shape[1:], len(faces) == len(faces.labels)
+        ((48, 48), True)
     """
 
     images: np.ndarray
@@ -53,11 +65,36 @@ class FaceSet:
         return len(self.labels)
 
     def subset(self, index: np.ndarray) -> FaceSet:
+        """The faces at ``index``, in that order (``skipped`` is kept whole).
+
+        Args:
+            index: integer positions (or a boolean mask) into this set.
+
+        Returns:
+            A new :class:`FaceSet` holding those faces.
+
+        Example:
+            >>> faces = FaceSet(np.zeros((3, 48, 48), np.uint8), np.array([3, 6, 3]),
+            ...                 np.array(["Training", "PublicTest", "Training"]))
+            >>> faces.subset(np.flatnonzero(faces.usage == "Training")).labels.tolist()
+            [3, 3]
+        """
         index = np.asarray(index)
         return FaceSet(self.images[index], self.labels[index], self.usage[index],
                        [self.sources[i] for i in index] if self.sources else [], self.skipped)
 
     def class_counts(self) -> np.ndarray:
+        """Number of faces per emotion.
+
+        Returns:
+            ``(7,)`` int array in ``EMOTIONS`` order (0 for a class with no face).
+
+        Example:
+            >>> faces = FaceSet(np.zeros((3, 48, 48), np.uint8), np.array([3, 6, 3]),
+            ...                 np.array(["Training", "PublicTest", "Training"]))
+            >>> faces.class_counts().tolist()
+            [0, 0, 0, 2, 0, 0, 1]
+        """
         return np.bincount(self.labels, minlength=len(EMOTIONS))
 
 
@@ -70,6 +107,25 @@ def load_dataset(path: str | os.PathLike, image_size: int = 48, cache: bool = Tr
 
     The decoded array is cached under ``~/.cache/emotrace/datasets`` (``EMOTRACE_CACHE``
     overrides) keyed on the files' names, sizes and times, so later runs load in a second.
+
+    Args:
+        path: a FER-2013 folder (``train/``, ``test/``), the Kaggle CSV, or a folder with one
+            sub-folder per emotion.
+        image_size: side of the square every face is resized to (FER-2013's own is 48).
+        cache: read and write the decoded array in the cache.
+        strict: raise at the first unreadable image instead of skipping it.
+
+    Returns:
+        The faces, labels and official usage of every readable image.
+
+    Raises:
+        DatasetError: the path is missing, the layout or a class name is not understood, no image
+            can be read, or (with ``strict``) one image cannot be read.
+
+    Example:
+        >>> faces = load_dataset("../shared/data/fer2013", image_size=48)
+        >>> sorted(set(faces.usage.tolist()))
+        ['PrivateTest', 'PublicTest', 'Training']
     """
     path = Path(path).expanduser()
     if not path.exists():
@@ -128,7 +184,22 @@ def _usage_from_name(name: str, default: str) -> str:
 
 def read_face_image(path: str | os.PathLike, image_size: int) -> np.ndarray:
     """Decode one image file as a grayscale ``image_size`` square (pixel limit checked before
-    decoding, EXIF orientation applied); :class:`DatasetError` naming the file if unreadable."""
+    decoding, EXIF orientation applied); :class:`DatasetError` naming the file if unreadable.
+
+    Args:
+        path: the image file.
+        image_size: side of the returned square.
+
+    Returns:
+        ``(image_size, image_size)`` uint8 grey image.
+
+    Raises:
+        DatasetError: the file cannot be read as an image; the message names it.
+
+    Example:
+        >>> read_face_image("../shared/testdata/face.jpg", 48).shape
+        (48, 48)
+    """
     try:
         image = read_gray(path)
     except ImageError as error:

@@ -33,7 +33,23 @@ class NotAnImageError(ImageError):
 
 
 def image_header(path: str | os.PathLike) -> tuple[int, int, int]:
-    """``(width, height, exif_orientation)`` from the file's header, without decoding pixels."""
+    """``(width, height, exif_orientation)`` from the file's header, without decoding pixels.
+
+    Args:
+        path: an image file.
+
+    Returns:
+        Width and height as stored (before orientation) and the EXIF orientation, 1-8 (1 when
+        the file has none or a damaged one).
+
+    Raises:
+        ImageError: the file is missing, empty, not a regular file, not an image, or claims more
+            pixels than Pillow's own hard limit.
+
+    Example:
+        >>> image_header("../shared/testdata/face.jpg")
+        (512, 355, 1)
+    """
     file = Path(path)
     if not file.exists():
         raise ImageError("file not found")
@@ -73,6 +89,22 @@ def _orientation(header: Image.Image) -> int:
 
 
 def check_pixels(width: int, height: int, limit: int = MAX_PIXELS) -> None:
+    """Refuse an image with more than ``limit`` pixels, before anything decodes it.
+
+    Args:
+        width: the image's width in pixels.
+        height: the image's height in pixels.
+        limit: the largest pixel count accepted.
+
+    Raises:
+        ImageError: ``width * height`` is over the limit (the message says by how much).
+
+    Example:
+        >>> check_pixels(20000, 20000)
+        Traceback (most recent call last):
+        ...
+        emotrace.data.images.ImageError: image too large (20000x20000 = 400 MP; the limit is 100 MP): downscale it first
+    """
     if width * height > limit:
         raise ImageError(f"image too large ({width}x{height} = {width * height / 1e6:.0f} MP; "
                          f"the limit is {limit / 1e6:.0f} MP): downscale it first")
@@ -83,6 +115,20 @@ def read_image(path: str | os.PathLike, max_pixels: int = MAX_PIXELS) -> np.ndar
 
     The pixel count is checked from the header before any decoding (a 2 MB PNG can claim
     30000x30000). Raises :class:`ImageError` when the file cannot be used.
+
+    Args:
+        path: an image file in any format OpenCV reads (grey, colour, alpha, 16-bit).
+        max_pixels: the largest pixel count accepted.
+
+    Returns:
+        ``(height, width, 3)`` uint8 BGR image, EXIF orientation applied.
+
+    Raises:
+        ImageError: the file is missing, empty, damaged, not an image, or over ``max_pixels``.
+
+    Example:
+        >>> read_image("../shared/testdata/face.jpg").shape
+        (355, 512, 3)
     """
     width, height, orientation = image_header(path)
     check_pixels(width, height, max_pixels)
@@ -91,7 +137,27 @@ def read_image(path: str | os.PathLike, max_pixels: int = MAX_PIXELS) -> np.ndar
 
 def decode_image(data: bytes, max_pixels: int = MAX_PIXELS) -> np.ndarray:
     """:func:`read_image` for bytes in memory (an upload); :class:`NotAnImageError` when they
-    are not an image at all, :class:`ImageError` when the image is damaged or too large."""
+    are not an image at all, :class:`ImageError` when the image is damaged or too large.
+
+    Args:
+        data: the encoded image file's bytes.
+        max_pixels: the largest pixel count accepted.
+
+    Returns:
+        ``(height, width, 3)`` uint8 BGR image, EXIF orientation applied.
+
+    Raises:
+        NotAnImageError: the bytes are in no image format emotrace reads.
+        ImageError: the image is empty, damaged or over ``max_pixels``.
+
+    Example:
+        >>> decode_image(open("../shared/testdata/face.jpg", "rb").read()).shape
+        (355, 512, 3)
+        >>> decode_image(b"hello")
+        Traceback (most recent call last):
+        ...
+        emotrace.data.images.NotAnImageError: not a readable image (corrupt, truncated or not an image file)
+    """
     if not data:
         raise ImageError("empty file (0 bytes)")
     width, height, orientation = _header(io.BytesIO(data))
@@ -107,7 +173,19 @@ def _decode(buffer: np.ndarray, orientation: int) -> np.ndarray:
 
 
 def apply_orientation(image: np.ndarray, orientation: int) -> np.ndarray:
-    """Turn an image stored with EXIF orientation 1-8 upright."""
+    """Turn an image stored with EXIF orientation 1-8 upright.
+
+    Args:
+        image: the pixels as stored in the file.
+        orientation: the EXIF orientation tag, 1-8 (any other value leaves the image as is).
+
+    Returns:
+        The image as a photo viewer shows it (rotated and/or mirrored).
+
+    Example:
+        >>> apply_orientation(np.zeros((2, 3, 3), np.uint8), 6).shape
+        (3, 2, 3)
+    """
     if orientation in (5, 6, 7, 8):
         image = cv2.rotate(image, cv2.ROTATE_90_CLOCKWISE if orientation in (5, 6)
                            else cv2.ROTATE_90_COUNTERCLOCKWISE)
@@ -122,7 +200,19 @@ def apply_orientation(image: np.ndarray, orientation: int) -> np.ndarray:
 
 
 def to_bgr8(image: np.ndarray) -> np.ndarray:
-    """Any grey / BGR / BGRA image of uint8, uint16 or float to 3-channel BGR uint8."""
+    """Any grey / BGR / BGRA image of uint8, uint16 or float to 3-channel BGR uint8.
+
+    Args:
+        image: ``(H, W)``, ``(H, W, 1)``, ``(H, W, 3)`` or ``(H, W, 4)``; uint8, uint16, or float
+            in [0, 1] or [0, 255].
+
+    Returns:
+        ``(H, W, 3)`` uint8 BGR image (alpha dropped, 16-bit scaled down).
+
+    Example:
+        >>> to_bgr8(np.full((4, 4), 65535, np.uint16))[0, 0].tolist()
+        [255, 255, 255]
+    """
     if image.dtype == np.uint16:
         image = (image / 257).astype(np.uint8)
     elif image.dtype != np.uint8:
@@ -140,7 +230,19 @@ def to_bgr8(image: np.ndarray) -> np.ndarray:
 def resize_face(face: np.ndarray, size: int) -> np.ndarray:
     """A grey face crop resized to ``size`` x ``size`` the one way emotrace does it everywhere
     (training, validation, test and inference): OpenCV area averaging when shrinking, bilinear
-    when enlarging."""
+    when enlarging.
+
+    Args:
+        face: a grey face crop (square in practice; any shape is stretched to the square).
+        size: side of the result.
+
+    Returns:
+        ``(size, size)`` image of the same dtype (``face`` itself when it already has that size).
+
+    Example:
+        >>> resize_face(np.zeros((100, 100), np.uint8), 96).shape
+        (96, 96)
+    """
     if face.shape[:2] == (size, size):
         return face
     shrink = face.shape[0] > size
@@ -157,11 +259,37 @@ CLAHE_CLIP, CLAHE_TILES = 2.0, (4, 4)
 
 def equalize_face(face: np.ndarray) -> np.ndarray:
     """A grey uint8 face with its local contrast equalised (CLAHE, clip 2, 4x4 tiles), the one
-    way training and inference do it for models whose card says ``"scaling": "clahe"``."""
+    way training and inference do it for models whose card says ``"scaling": "clahe"``.
+
+    Args:
+        face: a grey face, uint8 (a model-sized crop).
+
+    Returns:
+        The equalised face, same shape, uint8.
+
+    Example:
+        >>> equalize_face(np.zeros((96, 96), np.uint8)).shape
+        (96, 96)
+    """
     return cv2.createCLAHE(CLAHE_CLIP, CLAHE_TILES).apply(np.ascontiguousarray(face, np.uint8))
 
 
 def read_gray(path: str | os.PathLike, max_pixels: int = MAX_PIXELS) -> np.ndarray:
-    """Like :func:`read_image`, as one grey channel (what the emotion models take)."""
+    """Like :func:`read_image`, as one grey channel (what the emotion models take).
+
+    Args:
+        path: an image file.
+        max_pixels: the largest pixel count accepted.
+
+    Returns:
+        ``(height, width)`` uint8 grey image, EXIF orientation applied.
+
+    Raises:
+        ImageError: as :func:`read_image`.
+
+    Example:
+        >>> read_gray("../shared/testdata/face.jpg").shape
+        (355, 512)
+    """
     image = read_image(path, max_pixels)
     return cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)

@@ -35,6 +35,20 @@ def emotion_index(name: str) -> int:
 
     Numeric names are FER-2013 codes (0=angry ... 6=neutral). Raises
     :class:`UnknownEmotionError` listing the accepted names otherwise.
+
+    Args:
+        name: a class name, an alias (``surprised``, ``fearful``...) or a code ``0``-``6``;
+            case and surrounding spaces are ignored.
+
+    Returns:
+        The index into ``EMOTIONS``.
+
+    Raises:
+        UnknownEmotionError: the name maps onto none of the seven emotions.
+
+    Example:
+        >>> emotion_index("Happy"), emotion_index("surprised"), emotion_index("6")
+        (3, 5, 6)
     """
     key = name.strip().lower()
     if key.isdigit() and int(key) < len(EMOTIONS):

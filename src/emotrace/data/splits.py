@@ -14,7 +14,21 @@ _SPLIT_ALIASES = {"training": "train", "publictest": "val", "validation": "val",
 
 
 def canonical_split(name: str) -> str:
-    """``PublicTest`` -> ``val``, ``PrivateTest`` -> ``test``, ``Training`` -> ``train``."""
+    """``PublicTest`` -> ``val``, ``PrivateTest`` -> ``test``, ``Training`` -> ``train``.
+
+    Args:
+        name: a split name: ``train``/``val``/``test``/``all`` or a FER-2013 usage (any case).
+
+    Returns:
+        ``train``, ``val``, ``test`` or ``all``.
+
+    Raises:
+        ConfigError: the name is not a split.
+
+    Example:
+        >>> canonical_split("PublicTest"), canonical_split("test")
+        ('val', 'test')
+    """
     key = name.strip().lower()
     key = _SPLIT_ALIASES.get(key, key)
     if key not in (*SPLITS, "all"):
@@ -24,7 +38,23 @@ def canonical_split(name: str) -> str:
 
 
 def official_split(faces: FaceSet) -> dict[str, FaceSet]:
-    """Training / PublicTest (validation) / PrivateTest (test), recovered from the usage column."""
+    """Training / PublicTest (validation) / PrivateTest (test), recovered from the usage column.
+
+    Args:
+        faces: a dataset whose ``usage`` holds FER-2013's usages.
+
+    Returns:
+        ``{"train", "val", "test"}`` -> the faces of each usage.
+
+    Raises:
+        DatasetError: the dataset has no Training images (no official split).
+
+    Example:
+        >>> from emotrace.data import load_dataset
+        >>> parts = official_split(load_dataset("../shared/data/fer2013"))
+        >>> len(parts["val"]), len(parts["test"])
+        (3589, 3589)
+    """
     parts = {name: faces.subset(np.flatnonzero(faces.usage == usage))
              for name, usage in _OFFICIAL.items()}
     if len(parts["train"]) == 0:
@@ -36,7 +66,24 @@ def official_split(faces: FaceSet) -> dict[str, FaceSet]:
 
 def stratified_split(faces: FaceSet, fractions: tuple[float, float, float] = (0.7, 0.1, 0.2),
                      seed: int = 42) -> dict[str, FaceSet]:
-    """A per-class random split (70/10/20 with seed 42 by default, as in the papers)."""
+    """A per-class random split (70/10/20 with seed 42 by default, as in the papers).
+
+    Args:
+        faces: the dataset to split.
+        fractions: train, validation and test fractions of each class; they must sum to 1.
+        seed: seed of the permutation (the same seed gives the same split).
+
+    Returns:
+        ``{"train", "val", "test"}`` -> the faces of each part, in their original order.
+
+    Raises:
+        ConfigError: the fractions do not sum to 1.
+
+    Example:
+        >>> faces = FaceSet(np.zeros((10, 48, 48), np.uint8), np.zeros(10, np.int64), np.full(10, ""))
+        >>> {name: len(part) for name, part in stratified_split(faces).items()}
+        {'train': 7, 'val': 1, 'test': 2}
+    """
     if not np.isclose(sum(fractions), 1.0):
         raise ConfigError(f"split fractions must sum to 1, got {fractions}")
     rng = np.random.default_rng(seed)
@@ -51,7 +98,25 @@ def stratified_split(faces: FaceSet, fractions: tuple[float, float, float] = (0.
 
 
 def split_dataset(faces: FaceSet, scheme: str = "official", seed: int = 42) -> dict[str, FaceSet]:
-    """Split by ``scheme``: ``official`` or ``stratified`` (70/10/20)."""
+    """Split by ``scheme``: ``official`` or ``stratified`` (70/10/20).
+
+    Args:
+        faces: the dataset to split.
+        scheme: ``official`` (FER-2013's usages) or ``stratified`` (per class, 70/10/20).
+        seed: seed of the stratified split.
+
+    Returns:
+        ``{"train", "val", "test"}`` -> the faces of each part.
+
+    Raises:
+        ConfigError: an unknown scheme.
+        DatasetError: ``official`` on a dataset without usages.
+
+    Example:
+        >>> faces = FaceSet(np.zeros((10, 48, 48), np.uint8), np.zeros(10, np.int64), np.full(10, ""))
+        >>> len(split_dataset(faces, "stratified")["train"])
+        7
+    """
     if scheme == "official":
         return official_split(faces)
     if scheme == "stratified":
@@ -60,7 +125,24 @@ def split_dataset(faces: FaceSet, scheme: str = "official", seed: int = 42) -> d
 
 
 def select_split(faces: FaceSet, split: str | None) -> FaceSet:
-    """The images of one official split, or all of them (``None``/``all``, or no usage info)."""
+    """The images of one official split, or all of them (``None``/``all``, or no usage info).
+
+    Args:
+        faces: the dataset.
+        split: ``train``, ``val``, ``test`` (or a FER-2013 usage), ``all`` or ``None``.
+
+    Returns:
+        The faces of that split, with the skipped images of that split only.
+
+    Raises:
+        ConfigError: an unknown split name.
+        DatasetError: the split has no images.
+
+    Example:
+        >>> from emotrace.data import load_dataset
+        >>> len(select_split(load_dataset("../shared/data/fer2013"), "val"))
+        3589
+    """
     if split is None or canonical_split(split) == "all":
         return faces
     if (faces.usage != "").any():
