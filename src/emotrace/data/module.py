@@ -15,7 +15,23 @@ from emotrace.data.transforms import AugmentConfig, eval_transform, train_transf
 
 class FaceTensorDataset(Dataset):
     """Serves ``(image (1, S, S) float, label)`` pairs from an in-memory :class:`FaceSet`, and
-    ``(image, label, soft target)`` triples when a teacher's probabilities are given."""
+    ``(image, label, soft target)`` triples when a teacher's probabilities are given.
+
+    Args:
+        faces: the faces to serve (kept in memory as one uint8 tensor).
+        transform: applied to each ``(1, S, S)`` uint8 image as it is served
+            (:func:`~emotrace.data.transforms.eval_transform` or
+            :func:`~emotrace.data.transforms.train_transform`).
+        soft_targets: ``(N, 7)`` probabilities of a teacher for each face (distillation), or
+            ``None``.
+
+    Example:
+        >>> from emotrace.data.transforms import eval_transform
+        >>> faces = FaceSet(np.zeros((2, 48, 48), np.uint8), np.array([3, 6]), np.full(2, ""))
+        >>> image, label = FaceTensorDataset(faces, eval_transform(96))[1]
+        >>> image.shape, int(label)
+        (torch.Size([1, 96, 96]), 6)
+    """
 
     def __init__(self, faces: FaceSet, transform, soft_targets: np.ndarray | None = None) -> None:
         self.images = torch.from_numpy(np.ascontiguousarray(faces.images)).unsqueeze(1)
@@ -33,14 +49,40 @@ class FaceTensorDataset(Dataset):
 
 
 def class_weights(labels: np.ndarray, num_classes: int) -> np.ndarray:
-    """Inverse-frequency class weights, scaled so that the mean weight per sample is 1."""
+    """Inverse-frequency class weights, scaled so that the mean weight per sample is 1.
+
+    Args:
+        labels: the class of each training sample.
+        num_classes: number of classes (a class with no sample gets weight 0).
+
+    Returns:
+        ``(num_classes,)`` float weights.
+
+    Example:
+        >>> class_weights(np.array([0, 0, 0, 1]), 3).round(3).tolist()
+        [0.667, 2.0, 0.0]
+    """
     counts = np.bincount(labels, minlength=num_classes).astype(np.float64)
     weights = np.where(counts > 0, 1.0 / np.maximum(counts, 1), 0.0)
     return weights / weights[labels].mean()
 
 
 def stratified_fraction(faces: FaceSet, fraction: float, rng: np.random.Generator) -> FaceSet:
-    """A random ``fraction`` of each class (at least one image per class)."""
+    """A random ``fraction`` of each class (at least one image per class).
+
+    Args:
+        faces: the faces to draw from.
+        fraction: share of each class to keep, in (0, 1].
+        rng: the random generator (seeded by the caller).
+
+    Returns:
+        The kept faces, in their original order.
+
+    Example:
+        >>> faces = FaceSet(np.zeros((20, 48, 48), np.uint8), np.repeat([0, 3], 10), np.full(20, ""))
+        >>> stratified_fraction(faces, 0.3, np.random.default_rng(0)).class_counts().tolist()
+        [3, 0, 0, 3, 0, 0, 0]
+    """
     keep = []
     for label in np.unique(faces.labels):
         members = rng.permutation(np.flatnonzero(faces.labels == label))
@@ -53,6 +95,30 @@ class FERDataModule(L.LightningDataModule):
 
     ``balance``: ``none``, ``sampler`` (weighted sampling, each class equally likely) or
     ``weights`` (class weights in the loss; read by the training module from ``loss_weights``).
+
+    Args:
+        data: the dataset path (anything :func:`~emotrace.data.load_dataset` reads).
+        image_size: side of the model's input.
+        batch_size: faces per batch.
+        split: ``official`` or ``stratified``.
+        seed: seed of the split and of the subset.
+        sample_seed: seed of the balanced sampler (``seed`` when ``None``).
+        augment: training augmentations (the defaults of :class:`AugmentConfig` when ``None``).
+        scaling: ``fixed``, ``minmax`` or ``clahe``.
+        balance: ``none``, ``sampler`` or ``weights``.
+        subset: fraction of each class to keep (1.0 keeps everything).
+        subset_splits: ``all`` (the subset applies to every split) or ``train``.
+        num_workers: data loader worker processes.
+        cache_size: side at which the dataset is decoded and cached (FER-2013's own is 48).
+
+    Raises:
+        ConfigError: an unknown ``balance`` or ``subset_splits``.
+
+    Example:
+        >>> module = FERDataModule("../shared/data/fer2013", image_size=64, subset=0.05)
+        >>> module.setup()
+        >>> len(module.parts["val"])
+        180
     """
 
     def __init__(self, data: str, image_size: int = 96, batch_size: int = 64,
@@ -77,6 +143,11 @@ class FERDataModule(L.LightningDataModule):
         self.soft_targets: np.ndarray | None = None
 
     def setup(self, stage: str | None = None) -> None:
+        """Load (or read from the cache) and split the dataset, once.
+
+        Args:
+            stage: Lightning's stage name; every stage gets the same parts.
+        """
         if self.parts:
             return
         parts = split_dataset(load_dataset(self.data, self.cache_size), self.split, self.seed)
@@ -89,6 +160,7 @@ class FERDataModule(L.LightningDataModule):
 
     @property
     def loss_weights(self) -> torch.Tensor | None:
+        """Class weights for the loss with ``balance="weights"``, else ``None``."""
         if self.balance != "weights":
             return None
         labels = self.parts["train"].labels
@@ -110,12 +182,15 @@ class FERDataModule(L.LightningDataModule):
                           persistent_workers=self.num_workers > 0)
 
     def train_dataloader(self) -> DataLoader:
+        """The training split, augmented and shuffled (or balanced by the sampler)."""
         return self._loader("train", train=True)
 
     def val_dataloader(self) -> DataLoader:
+        """The validation split (PublicTest in the official split), not augmented."""
         return self._loader("val", train=False)
 
     def test_dataloader(self) -> DataLoader:
+        """The test split (PrivateTest in the official split), not augmented."""
         return self._loader("test", train=False)
 
     def train_eval_dataloader(self) -> DataLoader:

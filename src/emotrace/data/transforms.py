@@ -23,7 +23,25 @@ from emotrace.errors import ConfigError
 
 @dataclass
 class AugmentConfig:
-    """Augmentation strengths; zero (or False) turns a step off."""
+    """Augmentation strengths; zero (or False) turns a step off.
+
+    Attributes:
+        hflip: mirror half of the faces.
+        rotation: largest rotation, in degrees (the papers use up to 45).
+        shift: largest shift, as a fraction of the side (the papers use 0.2).
+        scale: range of the random zoom of the affine step; ``(1.0, 1.0)`` is off.
+        random_resized_crop: smallest area kept by a random resized crop; 0 is off.
+        erasing: probability of random erasing.
+        brightness_contrast: strength of the brightness and contrast jitter.
+        degrade: probability of each real-footage degradation (:class:`LowResolution`,
+            :class:`PoorExposure`).
+        occlusion: probability of a hand-sized block over the eyes or the mouth
+            (:class:`Occlude`).
+
+    Example:
+        >>> AugmentConfig(rotation=10.0, erasing=0.25).hflip
+        True
+    """
 
     hflip: bool = True
     rotation: float = 15.0          # degrees, the papers use up to 45
@@ -37,30 +55,72 @@ class AugmentConfig:
 
 
 class MinMaxScale(torch.nn.Module):
-    """Stretch each image to the full [0, 1] range (per-image min-max scaling)."""
+    """Stretch each image to the full [0, 1] range (per-image min-max scaling).
+
+    Example:
+        >>> MinMaxScale()(torch.tensor([[[0.2, 0.6]]])).tolist()
+        [[[0.0, 1.0]]]
+    """
 
     def forward(self, image: torch.Tensor) -> torch.Tensor:
+        """Scale one image or a batch.
+
+        Args:
+            image: ``(..., H, W)`` float tensor.
+
+        Returns:
+            The same shape, each image's minimum at 0 and maximum at 1 (flat images stay 0).
+        """
         low, high = image.amin(dim=(-2, -1), keepdim=True), image.amax(dim=(-2, -1), keepdim=True)
         return (image - low) / (high - low).clamp_min(1e-6)
 
 
 class FaceResize(torch.nn.Module):
-    """Resize a ``(1, H, W)`` uint8 tensor with :func:`resize_face` (as at inference)."""
+    """Resize a ``(1, H, W)`` uint8 tensor with :func:`resize_face` (as at inference).
+
+    Args:
+        size: side of the square output.
+
+    Example:
+        >>> FaceResize(96)(torch.zeros(1, 48, 48, dtype=torch.uint8)).shape
+        torch.Size([1, 96, 96])
+    """
 
     def __init__(self, size: int) -> None:
         super().__init__()
         self.size = size
 
     def forward(self, image: torch.Tensor) -> torch.Tensor:
+        """Resize one face.
+
+        Args:
+            image: ``(1, H, W)`` uint8 tensor.
+
+        Returns:
+            ``(1, size, size)`` uint8 tensor.
+        """
         face = resize_face(image[0].numpy(), self.size)
         return torch.from_numpy(np.ascontiguousarray(face)).unsqueeze(0)
 
 
 class Equalize(torch.nn.Module):
     """CLAHE on a ``(1, S, S)`` uint8 tensor at the model's size (:func:`equalize_face`, as at
-    inference)."""
+    inference).
+
+    Example:
+        >>> Equalize()(torch.zeros(1, 96, 96, dtype=torch.uint8)).shape
+        torch.Size([1, 96, 96])
+    """
 
     def forward(self, image: torch.Tensor) -> torch.Tensor:
+        """Equalise one face.
+
+        Args:
+            image: ``(1, S, S)`` uint8 tensor.
+
+        Returns:
+            ``(1, S, S)`` uint8 tensor with its local contrast equalised.
+        """
         return torch.from_numpy(equalize_face(image[0].numpy())).unsqueeze(0)
 
 
@@ -72,13 +132,31 @@ def _uniform(low: float, high: float) -> float:
 class Occlude(torch.nn.Module):
     """With probability ``p``, a flat grey block about the size of a hand or a pair of sunglasses
     over the eyes or the mouth of a tight face crop (people touch their faces, hold cups, wear
-    glasses): the model learns to read what is left instead of failing on one missing part."""
+    glasses): the model learns to read what is left instead of failing on one missing part.
+
+    Args:
+        p: probability that a face gets a block.
+
+    Example:
+        >>> face = torch.full((1, 96, 96), 128, dtype=torch.uint8)
+        >>> Occlude(0.0)(face) is face, Occlude(1.0)(face).shape
+        (True, torch.Size([1, 96, 96]))
+    """
 
     def __init__(self, p: float) -> None:
         super().__init__()
         self.p = p
 
     def forward(self, image: torch.Tensor) -> torch.Tensor:
+        """Cover part of one face, or return it unchanged.
+
+        Args:
+            image: ``(1, S, S)`` uint8 tensor (a tight face crop).
+
+        Returns:
+            A copy with a flat block of one random grey over the eyes or the mouth, or ``image``
+            itself.
+        """
         if float(torch.rand(())) >= self.p:
             return image
         face = image.clone()
@@ -94,13 +172,29 @@ class Occlude(torch.nn.Module):
 class LowResolution(torch.nn.Module):
     """Each with probability ``p``: defocus / motion blur (Gaussian, sigma up to 3% of the side)
     and a small face (shrunk to 12-40 px and scaled back), as far-away or out-of-focus faces in
-    lecture footage are. Runs at the stored size, before the resize to the model's input."""
+    lecture footage are. Runs at the stored size, before the resize to the model's input.
+
+    Args:
+        p: probability of each of the two degradations.
+
+    Example:
+        >>> LowResolution(1.0)(torch.zeros(1, 48, 48, dtype=torch.uint8)).shape
+        torch.Size([1, 48, 48])
+    """
 
     def __init__(self, p: float) -> None:
         super().__init__()
         self.p = p
 
     def forward(self, image: torch.Tensor) -> torch.Tensor:
+        """Blur and / or shrink one face.
+
+        Args:
+            image: ``(1, S, S)`` uint8 tensor.
+
+        Returns:
+            ``(1, S, S)`` uint8 tensor.
+        """
         face = image[0].numpy()
         side = face.shape[-1]
         if float(torch.rand(())) < self.p:
@@ -116,13 +210,29 @@ class LowResolution(torch.nn.Module):
 class PoorExposure(torch.nn.Module):
     """Each with probability ``p``: heavy JPEG compression (quality 10-60) and bad light (gamma
     0.4-3 with 50-110% contrast: dim rooms, stage light, washed-out webcams). Runs at the model's
-    input size."""
+    input size.
+
+    Args:
+        p: probability of each of the two degradations.
+
+    Example:
+        >>> PoorExposure(1.0)(torch.full((1, 96, 96), 128, dtype=torch.uint8)).dtype
+        torch.uint8
+    """
 
     def __init__(self, p: float) -> None:
         super().__init__()
         self.p = p
 
     def forward(self, image: torch.Tensor) -> torch.Tensor:
+        """Compress and / or re-light one face.
+
+        Args:
+            image: ``(1, S, S)`` uint8 tensor.
+
+        Returns:
+            ``(1, S, S)`` uint8 tensor.
+        """
         face = image[0].numpy()
         if float(torch.rand(())) < self.p:
             ok, data = cv2.imencode(".jpg", face, [cv2.IMWRITE_JPEG_QUALITY, int(_uniform(10, 60))])
@@ -146,12 +256,45 @@ def _to_float(scaling: str) -> list[torch.nn.Module]:
 
 
 def eval_transform(image_size: int, scaling: str = "fixed") -> v2.Compose:
-    """Resize a ``(1, H, W)`` uint8 tensor to ``image_size`` and scale it to [0, 1]."""
+    """Resize a ``(1, H, W)`` uint8 tensor to ``image_size`` and scale it to [0, 1].
+
+    Args:
+        image_size: side of the model's input.
+        scaling: ``fixed`` (x / 255), ``minmax`` (per image) or ``clahe`` (equalised, then
+            x / 255), as the model's card says.
+
+    Returns:
+        The transform: ``(1, H, W)`` uint8 in, ``(1, image_size, image_size)`` float out.
+
+    Raises:
+        ConfigError: an unknown scaling.
+
+    Example:
+        >>> eval_transform(96)(torch.zeros(1, 48, 48, dtype=torch.uint8)).shape
+        torch.Size([1, 96, 96])
+    """
     return v2.Compose([FaceResize(image_size), *_to_float(scaling)])
 
 
 def train_transform(image_size: int, augment: AugmentConfig, scaling: str = "fixed") -> v2.Compose:
-    """Augment then resize: geometric steps run at the stored (small) size, which is cheaper."""
+    """Augment then resize: geometric steps run at the stored (small) size, which is cheaper.
+
+    Args:
+        image_size: side of the model's input.
+        augment: which augmentations to apply, and how strongly.
+        scaling: ``fixed``, ``minmax`` or ``clahe``, as in :func:`eval_transform`.
+
+    Returns:
+        The transform: ``(1, H, W)`` uint8 in, ``(1, image_size, image_size)`` float out.
+
+    Raises:
+        ConfigError: an unknown scaling.
+
+    Example:
+        >>> transform = train_transform(96, AugmentConfig(erasing=0.25))
+        >>> transform(torch.zeros(1, 48, 48, dtype=torch.uint8)).shape
+        torch.Size([1, 96, 96])
+    """
     steps: list[torch.nn.Module] = []
     if augment.hflip:
         steps.append(v2.RandomHorizontalFlip())
