@@ -8,7 +8,20 @@ from emotrace.data.labels import EMOTIONS
 
 
 def confusion_matrix(y_true: np.ndarray, y_pred: np.ndarray, num_classes: int = 7) -> np.ndarray:
-    """``C[i, j]`` = number of samples of true class ``i`` predicted as ``j``."""
+    """``C[i, j]`` = number of samples of true class ``i`` predicted as ``j``.
+
+    Args:
+        y_true: true class of each sample.
+        y_pred: predicted class of each sample.
+        num_classes: size of the matrix.
+
+    Returns:
+        ``(num_classes, num_classes)`` int64 counts.
+
+    Example:
+        >>> confusion_matrix(np.array([0, 0, 1]), np.array([0, 1, 1]), num_classes=3).tolist()
+        [[1, 1, 0], [0, 1, 0], [0, 0, 0]]
+    """
     y_true, y_pred = np.asarray(y_true, np.int64), np.asarray(y_pred, np.int64)
     return np.bincount(y_true * num_classes + y_pred,
                        minlength=num_classes * num_classes).reshape(num_classes, num_classes)
@@ -24,6 +37,21 @@ def metrics_from_confusion(confusion: np.ndarray,
 
     The JSON shape is public: ``{"n", "accuracy", "macro_recall", "macro_f1", "per_class",
     "confusion"}``.
+
+    Args:
+        confusion: ``C[i, j]`` counts, as :func:`confusion_matrix` returns them.
+        classes: the class names, in the matrix's order.
+
+    Returns:
+        ``n``, ``accuracy``, ``macro_recall`` and ``macro_f1`` (means over the classes that have
+        samples), ``per_class`` (name -> precision, recall, f1, support) and ``confusion`` (the
+        matrix as lists).
+
+    Example:
+        >>> confusion = confusion_matrix(np.array([0, 0, 1]), np.array([0, 1, 1]), num_classes=3)
+        >>> metrics = metrics_from_confusion(confusion, classes=("a", "b", "c"))
+        >>> round(metrics["accuracy"], 3), metrics["macro_recall"], metrics["per_class"]["a"]["recall"]
+        (0.667, 0.75, 0.5)
     """
     confusion = np.asarray(confusion, np.int64)
     correct = np.diag(confusion).astype(np.float64)

@@ -15,7 +15,20 @@ ALPHA = 0.05
 
 @dataclass(frozen=True)
 class SeedSummary:
-    """Mean, sample standard deviation and 95% t interval of one number over seeds."""
+    """Mean, sample standard deviation and 95% t interval of one number over seeds.
+
+    Attributes:
+        values: the number of each seed.
+        mean: their mean.
+        sd: their sample standard deviation (n − 1); NaN for one value.
+        low: lower end of the t interval of the mean; NaN for one value.
+        high: upper end of the t interval of the mean; NaN for one value.
+
+    Example:
+        >>> summary = summarize_seeds([55.0, 53.8, 56.2])
+        >>> summary.mean, round(summary.sd, 2), round(float(summary.low), 2)
+        (55.0, 1.2, 52.02)
+    """
 
     values: tuple[float, ...]
     mean: float
@@ -24,13 +37,32 @@ class SeedSummary:
     high: float
 
     def as_dict(self) -> dict[str, object]:
+        """The JSON form, as the study reports store it.
+
+        Returns:
+            ``{"values", "mean", "sd", "ci95": [low, high]}``.
+        """
         return {"values": list(self.values), "mean": self.mean, "sd": self.sd,
                 "ci95": [self.low, self.high]}
 
 
 def summarize_seeds(values: Sequence[float], confidence: float = 0.95) -> SeedSummary:
     """Mean ± sd (n − 1) and the ``confidence`` t interval of the mean; one value has no spread
-    (sd and interval NaN)."""
+    (sd and interval NaN).
+
+    Args:
+        values: one number per seed.
+        confidence: coverage of the t interval.
+
+    Returns:
+        The summary.
+
+    Example:
+        >>> summarize_seeds([55.0, 53.8, 56.2]).as_dict()["mean"]
+        55.0
+        >>> summarize_seeds([55.0]).sd
+        nan
+    """
     from scipy import stats
 
     array = np.asarray(values, dtype=np.float64)
@@ -45,7 +77,17 @@ def summarize_seeds(values: Sequence[float], confidence: float = 0.95) -> SeedSu
 @dataclass(frozen=True)
 class McNemar:
     """Exact McNemar test of two classifiers on the same images: ``only_a`` images right by A
-    only, ``only_b`` right by B only; two-sided binomial p-value on the discordant pairs."""
+    only, ``only_b`` right by B only; two-sided binomial p-value on the discordant pairs.
+
+    Attributes:
+        only_a: images classifier A gets right and B wrong.
+        only_b: images classifier B gets right and A wrong.
+        p_value: two-sided exact p-value.
+
+    Example:
+        >>> McNemar(only_a=94, only_b=65, p_value=0.026).significant
+        True
+    """
 
     only_a: int
     only_b: int
@@ -53,9 +95,15 @@ class McNemar:
 
     @property
     def significant(self) -> bool:
+        """Whether the p-value is below :data:`ALPHA` (0.05)."""
         return self.p_value < ALPHA
 
     def as_dict(self) -> dict[str, object]:
+        """The JSON form, as the study reports store it.
+
+        Returns:
+            ``{"only_a_right", "only_b_right", "p_value", "significant"}``.
+        """
         return {"only_a_right": self.only_a, "only_b_right": self.only_b,
                 "p_value": self.p_value, "significant": self.significant}
 
@@ -63,7 +111,24 @@ class McNemar:
 def mcnemar_exact(labels: np.ndarray, predictions_a: np.ndarray,
                   predictions_b: np.ndarray) -> McNemar:
     """Exact (binomial) McNemar test: under H0 each discordant image is equally likely to favour
-    A or B, so ``only_a ~ Binomial(only_a + only_b, 1/2)``."""
+    A or B, so ``only_a ~ Binomial(only_a + only_b, 1/2)``.
+
+    Args:
+        labels: the true class of each image.
+        predictions_a: classifier A's prediction for the same images.
+        predictions_b: classifier B's prediction for the same images.
+
+    Returns:
+        The discordant counts and the p-value (1.0 when the two never disagree on correctness).
+
+    Raises:
+        ValueError: the three arrays do not have the same shape.
+
+    Example:
+        >>> labels = np.array([0, 1, 2, 3])
+        >>> mcnemar_exact(labels, np.array([0, 1, 2, 0]), np.array([0, 0, 0, 3]))
+        McNemar(only_a=2, only_b=1, p_value=1.0)
+    """
     from scipy.stats import binomtest
 
     labels, a, b = (np.asarray(x) for x in (labels, predictions_a, predictions_b))
@@ -78,7 +143,19 @@ def mcnemar_exact(labels: np.ndarray, predictions_a: np.ndarray,
 
 
 def majority_class(train_labels: np.ndarray, num_classes: int = 7) -> int:
-    """The most frequent class of the training labels: the answer of the trivial baseline."""
+    """The most frequent class of the training labels: the answer of the trivial baseline.
+
+    Args:
+        train_labels: the training split's labels.
+        num_classes: number of classes.
+
+    Returns:
+        The class index (the lowest one on a tie).
+
+    Example:
+        >>> majority_class(np.array([3, 3, 6, 0]))
+        3
+    """
     return int(np.bincount(np.asarray(train_labels), minlength=num_classes).argmax())
 
 
@@ -86,6 +163,15 @@ def bootstrap_interval(values: Sequence[float], confidence: float = 0.95,
                        resamples: int = 10_000, seed: int = 0) -> tuple[float, float]:
     """Percentile bootstrap interval of the mean of ``values`` (seeds resampled with
     replacement; scipy's ``bootstrap``). NaN for fewer than two values.
+
+    Args:
+        values: one number per seed.
+        confidence: coverage of the interval.
+        resamples: number of bootstrap resamples.
+        seed: seed of the resampling (the same seed gives the same interval).
+
+    Returns:
+        ``(low, high)``; both the value itself when all values are equal.
 
     With 3 seeds there are only 10 distinct resamples and the interval can never be wider than
     the seeds' range: it describes these seeds, it understates the uncertainty of the mean.
@@ -112,6 +198,12 @@ def holm(p_values: Sequence[float]) -> list[float]:
     multiplied by m − k + 1, then made non-decreasing and capped at 1. A comparison is
     significant at level a over the whole family when its adjusted p-value is below a.
 
+    Args:
+        p_values: the raw p-values of one family of comparisons.
+
+    Returns:
+        The adjusted p-values, in the order given.
+
     Example:
         >>> [round(p, 3) for p in holm([0.01, 0.04, 0.03])]
         [0.03, 0.06, 0.06]
@@ -125,6 +217,17 @@ def holm(p_values: Sequence[float]) -> list[float]:
 
 
 def p_text(p_value: float) -> str:
-    """``p = 0.012`` or ``p = 0.31, not significant`` (at :data:`ALPHA`)."""
+    """``p = 0.012`` or ``p = 0.310, not significant`` (at :data:`ALPHA`).
+
+    Args:
+        p_value: a p-value.
+
+    Returns:
+        The text a report prints: three decimals, ``p < 0.001`` below that.
+
+    Example:
+        >>> p_text(0.012), p_text(0.31), p_text(0.0001)
+        ('p = 0.012', 'p = 0.310, not significant', 'p < 0.001')
+    """
     shown = "p < 0.001" if p_value < 0.001 else f"p = {p_value:.3f}"
     return shown if p_value < ALPHA else f"{shown}, not significant"
