@@ -20,7 +20,13 @@ from emotrace.inference.classifier import EmotionClassifier, apply_temperature
 @dataclass
 class Explanation:
     """Per face: probabilities ``(N, 7)``, the explained class ``(N,)`` and Grad-CAM heatmaps
-    ``(N, S, S)`` in [0, 1] at the model's input size."""
+    ``(N, S, S)`` in [0, 1] at the model's input size.
+
+    Attributes:
+        probs: ``(N, 7)`` probabilities (calibrated, as the classifier reports them).
+        targets: ``(N,)`` the class each heatmap explains.
+        heatmaps: ``(N, S, S)`` maps scaled to peak 1, at the model's input size.
+    """
 
     probs: np.ndarray
     targets: np.ndarray
@@ -43,7 +49,25 @@ class GradCAM:
     """Grad-CAM on the last convolution whose map is at least ``input / stride`` wide (stride 16
     keeps a 6x6 map at 96 px: coarser maps cannot say mouth from eyes). In an ensemble each
     member has such a layer; their maps are summed, as the gradients of the ensemble's score
-    weight them."""
+    weight them.
+
+    Needs the ``[train]`` extra (torch, onnx, onnx2torch).
+
+    Args:
+        model: a shipped model's name (``fast``, ``accurate``), an emotrace ``.onnx`` file with
+            its card, or ``None`` for the default model.
+        stride: the coarsest map explained is at least ``input size / stride`` wide.
+
+    Raises:
+        ImportError: torch, onnx or onnx2torch is missing.
+        ValueError: the model has no convolution to explain.
+
+    Example:
+        >>> from emotrace.data import read_face_image
+        >>> explanation = GradCAM("fast").explain([read_face_image("../shared/testdata/face.jpg", 96)])
+        >>> explanation.probs.shape, explanation.heatmaps.shape
+        ((1, 7), (1, 96, 96))
+    """
 
     def __init__(self, model: str | os.PathLike | None = None, stride: int = 16) -> None:
         self.classifier = EmotionClassifier(model)
@@ -82,7 +106,22 @@ class GradCAM:
     def explain(self, faces: np.ndarray | list[np.ndarray],
                 targets: np.ndarray | None = None) -> Explanation:
         """Heatmaps for face crops (as ``EmotionClassifier.predict_faces`` takes them), for the
-        ``targets`` classes (default: each face's predicted class)."""
+        ``targets`` classes (default: each face's predicted class).
+
+        Args:
+            faces: grey face crops, one array each or stacked (any size: resized to the
+                model's input).
+            targets: the class to explain for each face, or ``None`` for the predicted one.
+
+        Returns:
+            The probabilities, the explained classes and the heatmaps.
+
+        Example:
+            >>> from emotrace.data import read_face_image
+            >>> face = read_face_image("../shared/testdata/face.jpg", 96)
+            >>> GradCAM("fast").explain([face], targets=np.array([3])).targets.tolist()
+            [3]
+        """
         batch = torch.from_numpy(self.classifier.preprocess(faces))
         activations: list[torch.Tensor] = []
         store: dict[str, torch.Tensor] = {}
@@ -130,7 +169,25 @@ class GradCAM:
 def class_mean_heatmaps(explainer: GradCAM, images: np.ndarray, labels: np.ndarray,
                         batch_size: int = 128) -> tuple[np.ndarray, np.ndarray]:
     """Mean Grad-CAM of each true class over ``images`` (explaining the true class), and the
-    mean face of each class: two ``(7, S, S)`` arrays."""
+    mean face of each class: two ``(7, S, S)`` arrays.
+
+    Args:
+        explainer: the Grad-CAM of the model to explain.
+        images: ``(N, H, W)`` grey face crops.
+        labels: ``(N,)`` their true classes (the class explained).
+        batch_size: faces per Grad-CAM pass.
+
+    Returns:
+        The mean heatmap and the mean model input of each class (zeros for a class without
+        faces).
+
+    Example:
+        >>> from emotrace.data import load_dataset, select_split
+        >>> faces = select_split(load_dataset("../shared/data/fer2013"), "test").subset(np.arange(64))
+        >>> maps, means = class_mean_heatmaps(GradCAM("fast"), faces.images, faces.labels)
+        >>> maps.shape, means.shape
+        ((7, 96, 96), (7, 96, 96))
+    """
     from emotrace.utils import progress
 
     size = explainer.classifier.size

@@ -21,7 +21,23 @@ def _subplots(*grid, figsize, **kwargs):
 
 def plot_confusion(confusion: np.ndarray, path: str | Path, title: str = "",
                    classes: tuple[str, ...] = EMOTIONS) -> Path:
-    """Row-normalised confusion matrix (recall on the diagonal) annotated with % and counts."""
+    """Row-normalised confusion matrix (recall on the diagonal) annotated with % and counts.
+
+    Args:
+        confusion: ``C[i, j]`` counts (true class ``i`` predicted as ``j``).
+        path: the PNG to write (atomically).
+        title: the figure's title (a default when empty).
+        classes: the class names, in the matrix's order.
+
+    Returns:
+        The written file.
+
+    Example:
+        >>> import tempfile
+        >>> out = plot_confusion(np.eye(7, dtype=int) * 10, f"{tempfile.mkdtemp()}/confusion.png")
+        >>> out.name
+        'confusion.png'
+    """
     confusion = np.asarray(confusion)
     rates = confusion / np.maximum(confusion.sum(axis=1, keepdims=True), 1)
     figure, axes = _subplots(figsize=(7, 6))
@@ -43,7 +59,27 @@ def plot_learning_curves(history: list[dict], path: str | Path, title: str = "",
                          augmented: bool = True, baseline: float | None = None) -> Path:
     """Loss and accuracy per epoch: the optimised training values (``augmented``: on augmented
     images), the training split measured like validation when the run did, and validation;
-    ``baseline``: the majority-class accuracy as a horizontal line."""
+    ``baseline``: the majority-class accuracy as a horizontal line.
+
+    Args:
+        history: rows of a run's ``history.csv``
+            (:func:`~emotrace.evaluation.convergence.read_history`).
+        path: the PNG to write (atomically).
+        title: the figure's title (a default when empty).
+        augmented: whether the running training values were measured on augmented images
+            (only changes the legend).
+        baseline: the majority-class accuracy, or ``None`` for no line.
+
+    Returns:
+        The written file.
+
+    Example:
+        >>> import tempfile
+        >>> history = [{"epoch": e, "train_acc": 0.3 + 0.1 * e, "train_loss": 1.8 - 0.2 * e,
+        ...             "val_acc": 0.3 + 0.08 * e, "val_loss": 1.8 - 0.15 * e} for e in range(1, 4)]
+        >>> plot_learning_curves(history, f"{tempfile.mkdtemp()}/curves.png", baseline=0.25).suffix
+        '.png'
+    """
     figure, (loss_axes, acc_axes) = _subplots(1, 2, figsize=(11, 4))
     running = "train (augmented, running)" if augmented else "train (running)"
     for axes, key in ((loss_axes, "loss"), (acc_axes, "acc")):
@@ -81,7 +117,32 @@ def plot_explanations(faces: np.ndarray, heatmaps: np.ndarray, probs: np.ndarray
                       classes: tuple[str, ...] = EMOTIONS,
                       captions: list[str] | None = None) -> Path:
     """One row per face: the crop the model saw (``captions`` above it, e.g. the true class), its
-    Grad-CAM overlay for the explained class, and the probability of every class as bars."""
+    Grad-CAM overlay for the explained class, and the probability of every class as bars.
+
+    Args:
+        faces: ``(N, S, S)`` model inputs in [0, 1].
+        heatmaps: ``(N, S, S)`` Grad-CAM maps in [0, 1].
+        probs: ``(N, 7)`` probabilities.
+        targets: ``(N,)`` the explained class of each face.
+        path: the PNG to write (atomically).
+        title: the figure's title (none when empty).
+        classes: the class names.
+        captions: one title per face (default ``face 1``, ``face 2``...).
+
+    Returns:
+        The written file.
+
+    Example:
+        >>> import tempfile
+        >>> from emotrace.evaluation.gradcam import GradCAM
+        >>> from emotrace.data import read_face_image
+        >>> faces = [read_face_image("../shared/testdata/face.jpg", 96)]
+        >>> explanation = GradCAM("fast").explain(faces)
+        >>> inputs = np.stack(faces) / 255.0
+        >>> plot_explanations(inputs, explanation.heatmaps, explanation.probs, explanation.targets,
+        ...                   f"{tempfile.mkdtemp()}/explain.png").name
+        'explain.png'
+    """
     rows = len(faces)
     figure, grid = _subplots(rows, 3, figsize=(10, 2.8 * rows), squeeze=False,
                                 gridspec_kw={"width_ratios": [1, 1, 1.6]})
@@ -107,7 +168,25 @@ def plot_explanations(faces: np.ndarray, heatmaps: np.ndarray, probs: np.ndarray
 def plot_class_heatmaps(heatmaps: np.ndarray, mean_faces: np.ndarray, path: str | Path,
                         title: str = "", classes: tuple[str, ...] = EMOTIONS) -> Path:
     """Each class's mean face beside its mean Grad-CAM (one shared colour scale, with a bar):
-    where the model looks per emotion."""
+    where the model looks per emotion.
+
+    Args:
+        heatmaps: ``(7, S, S)`` mean Grad-CAM per class
+            (:func:`~emotrace.evaluation.gradcam.class_mean_heatmaps`).
+        mean_faces: ``(7, S, S)`` mean face per class, in [0, 1].
+        path: the PNG to write (atomically).
+        title: the figure's title (a default when empty).
+        classes: the class names.
+
+    Returns:
+        The written file.
+
+    Example:
+        >>> import tempfile
+        >>> maps, faces = np.random.default_rng(0).random((2, 7, 96, 96))
+        >>> plot_class_heatmaps(maps, faces, f"{tempfile.mkdtemp()}/classes.png").name
+        'classes.png'
+    """
     figure, grid = _subplots(2, len(classes), figsize=(2.1 * len(classes) + 1.2, 4.8),
                              squeeze=False, layout="constrained")
     peak = float(heatmaps.max()) or 1.0
@@ -149,7 +228,28 @@ def plot_curve_comparison(histories: dict[str, list[dict] | list[list[dict]]], p
     list of histories (seeds) is drawn as their mean with a min–max band. Each run has its own
     marker, so identical curves stay visible; labels in ``dashed`` are dashed (e.g. random-init
     twins) and labels in the same ``groups`` entry share a colour. ``baseline``: majority-class
-    accuracy line. The legend sits below the panels, never over a curve."""
+    accuracy line. The legend sits below the panels, never over a curve.
+
+    Args:
+        histories: label -> one run's history rows, or a list of them (one per seed).
+        path: the PNG to write (atomically).
+        keys: the history columns to draw, one panel each.
+        title: the figure's title.
+        dashed: labels drawn dashed.
+        groups: label -> group name; labels of one group share a colour.
+        baseline: the majority-class accuracy, drawn on accuracy panels, or ``None``.
+
+    Returns:
+        The written file.
+
+    Example:
+        >>> import tempfile
+        >>> run = lambda top: [{"epoch": e, "val_acc": top * e / 3, "val_loss": 2 - e / 3}
+        ...                    for e in range(1, 4)]
+        >>> plot_curve_comparison({"pretrained": [run(0.6), run(0.58)], "random": run(0.4)},
+        ...                       f"{tempfile.mkdtemp()}/compare.png", dashed=("random",)).name
+        'compare.png'
+    """
     figure, grid = _subplots(1, len(keys), figsize=(6 * len(keys), 4.6), squeeze=False,
                              layout="constrained")
     colors = matplotlib.rcParams["axes.prop_cycle"].by_key()["color"]
@@ -182,7 +282,26 @@ def plot_bars(values: dict[str, float], path: str | Path, title: str = "",
               xlabel: str = "accuracy", highlight: str | None = None,
               errors: dict[str, float] | None = None, baseline: float | None = None) -> Path:
     """Horizontal bars from 0 with their values (and ``errors`` as ± bars), e.g. test accuracy
-    of members and ensembles; ``baseline``: the majority-class line."""
+    of members and ensembles; ``baseline``: the majority-class line.
+
+    Args:
+        values: label -> value in [0, 1], drawn top to bottom in this order.
+        path: the PNG to write (atomically).
+        title: the figure's title.
+        xlabel: the axis label.
+        highlight: a label whose bar is drawn red.
+        errors: label -> half-width of its error bar.
+        baseline: the majority-class accuracy, or ``None`` for no line.
+
+    Returns:
+        The written file.
+
+    Example:
+        >>> import tempfile
+        >>> plot_bars({"member a": 0.688, "ensemble": 0.705}, f"{tempfile.mkdtemp()}/bars.png",
+        ...           highlight="ensemble", baseline=0.25).name
+        'bars.png'
+    """
     names = list(values)
     figure, axes = _subplots(figsize=(8, 0.5 * len(names) + 1.4))
     spread = [float(np.nan_to_num((errors or {}).get(n, 0.0))) for n in names]
