@@ -220,7 +220,7 @@ def test_websocket_keeps_track_ids_and_survives_bad_frames(client):
 
 
 def test_internal_errors_never_show_a_traceback(client, monkeypatch):
-    recognizer = client.app.state.runner.recognizer
+    recognizer = client.app.state.pool.recognizer
 
     def broken(*args, **kwargs):
         raise RuntimeError("boom in a worker")

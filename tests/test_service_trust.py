@@ -167,7 +167,7 @@ def test_webcam_frames_have_a_small_pixel_cap(tmp_path):
 def test_concurrent_decodes_are_bounded_by_the_memory_budget():
     import anyio
 
-    from emotrace.server.app import MemoryBudget, decode_cost
+    from emotrace.server.pool import MemoryBudget, decode_cost
 
     assert decode_cost(PHOTO) == 512 * 355 * 9
     budget, peak, inside = MemoryBudget(100), [], []
@@ -423,7 +423,7 @@ def test_annotated_photo_numbers_its_faces_like_the_table(tmp_path):
     import numpy as np
 
     from emotrace import Recognizer
-    from emotrace.server.app import label_box
+    from emotrace.server.pool import label_box
 
     with TestClient(create_app(ServerSettings(data_dir=tmp_path))) as client:
         answer = client.post("/v1/predict?annotate=true", files=upload("face.jpg", PHOTO)).json()

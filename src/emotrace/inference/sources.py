@@ -40,6 +40,10 @@ VIDEO_FORMATS: tuple[tuple[str, tuple[str, ...], tuple[tuple[int, bytes], ...]],
     (".gif", (), ((0, b"GIF87a"), (0, b"GIF89a"))),
 )
 VIDEO_SUFFIXES = {suffix for main, others, _ in VIDEO_FORMATS for suffix in (main, *others)}
+#: The containers of :data:`VIDEO_FORMATS` as users know them (in the service's 415 answer).
+VIDEO_FORMAT_NAMES = "MP4/MOV, MKV/WebM, AVI, MPEG/MPEG-TS, WMV/ASF, FLV, GIF"
+#: Bytes of a file's head :func:`sniff_video` looks at.
+SNIFF_BYTES = 4096
 
 
 def sniff_video(head: bytes) -> str | None:
@@ -63,6 +67,29 @@ def sniff_video(head: bytes) -> str | None:
                     continue
             return suffix
     return None
+
+
+def sniffs_as_video(path: str | os.PathLike) -> bool:
+    """Whether the regular file ``path``, whose suffix names no image or video format, holds a
+    video container (:func:`sniff_video` on its head): a clip saved without its suffix is read
+    as the video it is, not refused as "not a readable image". Never reads a pipe or a device.
+
+    Example:
+        >>> sniffs_as_video("/dev/zero")
+        False
+    """
+    if not isinstance(path, (str, os.PathLike)):
+        return False
+    path = Path(path)
+    if path.suffix.lower() in IMAGE_SUFFIXES | VIDEO_SUFFIXES:
+        return False
+    try:
+        if not path.is_file():
+            return False
+        with open(path, "rb") as handle:
+            return sniff_video(handle.read(SNIFF_BYTES)) is not None
+    except OSError:  # unreadable: reading it as an image says why
+        return False
 
 
 #: A stream or camera that delivers no frame for this long is reported as stalled.
@@ -370,7 +397,7 @@ def open_source(source: object, timeout: float = DEFAULT_TIMEOUT_S) -> OpenSourc
         return opened
     if isinstance(source, np.ndarray):
         return StillSource(to_bgr8(source), "array", "array")
-    if is_video_source(source):
+    if is_video_source(source) or sniffs_as_video(source):
         return VideoSource(source if isinstance(source, int) else str(source), timeout)
     try:
         return StillSource(read_image(str(source)), str(source), "image")
@@ -379,5 +406,5 @@ def open_source(source: object, timeout: float = DEFAULT_TIMEOUT_S) -> OpenSourc
 
 
 __all__ = ["DEFAULT_TIMEOUT_S", "ExpandedSources", "Frame", "NamedSource", "IMAGE_SUFFIXES", "MAX_PIXELS", "OpenSource",
-           "SourceError", "SourceInfo", "VIDEO_FORMATS", "VIDEO_SUFFIXES", "expand_sources", "is_live_source",
-           "is_video_source", "open_source", "sniff_video", "read_image", "to_bgr8"]
+           "SourceError", "SourceInfo", "VIDEO_FORMATS", "VIDEO_FORMAT_NAMES", "VIDEO_SUFFIXES", "expand_sources", "is_live_source",
+           "is_video_source", "open_source", "sniff_video", "sniffs_as_video", "read_image", "to_bgr8"]

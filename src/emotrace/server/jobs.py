@@ -27,9 +27,12 @@ from pathlib import Path
 from typing import Any
 
 from emotrace.errors import EmotraceError
-from emotrace.inference import AnnotatedSink, CsvSink, Recognizer, Sink, SourceInfo
+from emotrace.inference import AnnotatedSink, CsvSink, Sink, SourceInfo
 from emotrace.inference.results import Result
 from emotrace.inference.sources import NamedSource
+from emotrace.inference.timeline import VideoTimeline
+from emotrace.server.pool import RecognizerPool
+from emotrace.server.schemas import Job
 from emotrace.server.settings import ServerSettings
 
 #: A job that was running when the server died this many times is failed, not retried.
@@ -80,17 +83,55 @@ def restrict_files(folder: Path) -> None:
             pass
 
 
+@dataclass(frozen=True)
+class ResultFile:
+    """One of a job's result files: where it is (``name`` in the job's folder, ``STEM`` the
+    upload's stored stem), the route that serves it (``/v1/jobs/{id}/ROUTE``), its media type
+    and the name a download gets (``DOWNLOAD`` with the upload's stem)."""
+
+    route: str
+    name: str
+    media_type: str
+    download: str
+    description: str
+
+    @property
+    def inline(self) -> bool:
+        """Shown by the browser (a CSV is saved instead)."""
+        return self.media_type != "text/csv"
+
+
+#: A job's result files, the one place their names are written. The annotated sink writes
+#: ``out/STEM.webm``, ``.summary.json`` and ``.timeline.png``; the CSV sink ``faces.csv``.
+RESULT_FILES = {
+    "summary": ResultFile("summary", "out/{stem}.summary.json", "application/json",
+                          "{stem}.summary.json", "Per tracked person: emotion shares and mean "
+                                                 "scores (the CLI's summary.json)."),
+    "csv": ResultFile("faces.csv", "faces.csv", "text/csv", "{stem}.faces.csv",
+                      "One row per face per frame (the CLI's --csv)."),
+    "timeline": ResultFile("timeline.png", "out/{stem}.timeline.png", "image/png",
+                           "{stem}.timeline.png", "Emotion scores over time, one panel per "
+                                                  "person."),
+    "video": ResultFile("video", "out/{stem}.webm", "video/webm", "{stem}.annotated.webm",
+                        "The annotated video (WebM, plays in browsers); 404 when the job was "
+                        "posted with annotate=false."),
+}
+#: The annotated video's suffix, as :data:`RESULT_FILES` names it.
+VIDEO_SUFFIX = ".webm"
+
+
 @dataclass
 class JobFiles:
-    """Where a job's files live: the upload ``STEM.EXT``, ``faces.csv`` and ``out/`` (annotated
-    ``STEM.webm``, ``STEM.summary.json``, ``STEM.timeline.png``, ``STEM.person-ID.jpg``)."""
+    """Where a job's files live: the upload ``STEM.EXT`` and the :data:`RESULT_FILES`
+    (``faces.csv``; in ``out/`` the annotated video, summary, timeline and the people's
+    thumbnails, named by :meth:`VideoTimeline.thumbnail_name`)."""
 
     root: Path
     stem: str = "input"
 
     @property
     def csv(self) -> Path:
-        return self.root / "faces.csv"
+        return self.result("csv")
 
     @property
     def out(self) -> Path:
@@ -100,11 +141,11 @@ class JobFiles:
         """``out/STEM.person-ID.jpg`` for a person id of digits (no sign, no zero), else None."""
         if not re.fullmatch(r"[1-9][0-9]{0,8}", person_id):
             return None
-        return self.out / f"{self.stem}.person-{person_id}.jpg"
+        return self.out / VideoTimeline.thumbnail_name(self.stem, int(person_id))
 
     def result(self, kind: str) -> Path:
-        suffixes = {"summary": ".summary.json", "timeline": ".timeline.png", "video": ".webm"}
-        return self.out / f"{self.stem}{suffixes[kind]}"
+        """The path of the result file ``kind`` (a key of :data:`RESULT_FILES`)."""
+        return self.root / RESULT_FILES[kind].name.format(stem=self.stem)
 
 
 class DataDirLock:
@@ -330,14 +371,12 @@ class JobRunner:
     """Threads that take queued jobs and run them through the Recognizer's pipeline, and one
     that applies the retention rules every ``settings.prune_every_s``."""
 
-    def __init__(self, store: JobStore, recognizer: Recognizer, settings: ServerSettings) -> None:
-        self.store, self.recognizer, self.settings = store, recognizer, settings
+    def __init__(self, store: JobStore, pool: RecognizerPool, settings: ServerSettings) -> None:
+        self.store, self.pool, self.settings = store, pool, settings
         self.stop = threading.Event()
         self.wake = threading.Event()
         self.cancelled: set[str] = set()
         self.finished = threading.Condition()
-        self._models: dict[str, Recognizer] = {}
-        self._models_lock = threading.Lock()
         self.threads = [threading.Thread(target=self._loop, name=f"emotrace-job-{i}", daemon=True)
                         for i in range(settings.job_workers)]
         self.threads.append(threading.Thread(target=self._prune_loop, name="emotrace-retention",
@@ -398,15 +437,6 @@ class JobRunner:
                     self.finished.notify_all()
             self.prune()
 
-    def recognizer_for(self, model: str | None) -> Recognizer:
-        """The server's recognizer, or one for another shipped model (loaded once)."""
-        if model is None or model == self.settings.model:
-            return self.recognizer
-        with self._models_lock:
-            if model not in self._models:
-                self._models[model] = Recognizer(model)
-            return self._models[model]
-
     def _public_error(self, message: str, files: JobFiles) -> str:
         """The message without the server's paths (a job's files are named by their name)."""
         for folder in (files.out, files.root, self.store.root):
@@ -420,9 +450,9 @@ class JobRunner:
         errors: list[str] = []
         try:
             shutil.rmtree(files.out, ignore_errors=True)  # a restarted job starts clean
-            recognizer = self.recognizer_for(options["model"])
+            recognizer = self.pool.get(options["model"])
             with CsvSink(files.csv) as csv, AnnotatedSink(
-                    files.out, ".webm", names={job["filename"]: files.stem},
+                    files.out, VIDEO_SUFFIX, names={job["filename"]: files.stem},
                     video=options["annotate"]) as annotated:
                 # results carry the upload's name, never the server's paths
                 source = NamedSource(str(files.root / job["input"]), job["filename"])
@@ -455,7 +485,7 @@ class JobRunner:
                           fps=progress.fps())
 
 
-def public_job(job: dict[str, Any]) -> dict[str, Any]:
+def public_job(job: dict[str, Any]) -> Job:
     """The API's view of a job row: progress with an estimate of the seconds left while it
     runs (from the frames per second so far)."""
     done, total, fps = job["frames_done"], job["frames_total"], job["fps"]
@@ -465,8 +495,8 @@ def public_job(job: dict[str, Any]) -> dict[str, Any]:
     if job["status"] == "running" and total and fps:
         eta = round((total - done) / fps, 1)
     options = {**DEFAULT_OPTIONS, **json.loads(job.get("options") or "{}")}
-    return {"id": job["id"], "status": job["status"], "filename": job["filename"],
-            "created": job["created"], "options": options,
-            "progress": {"frames_done": done, "frames_total": total, "fps": fps,
-                         "eta_s": eta},
-            "error": job["error"], "warning": job["warning"]}
+    return Job.model_validate(
+        {"id": job["id"], "status": job["status"], "filename": job["filename"],
+         "created": job["created"], "options": options,
+         "progress": {"frames_done": done, "frames_total": total, "fps": fps, "eta_s": eta},
+         "error": job["error"], "warning": job["warning"]})

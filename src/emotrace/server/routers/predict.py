@@ -1,0 +1,45 @@
+"""``POST /v1/predict``: the faces of one photo."""
+
+from pathlib import Path
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, File, HTTPException, UploadFile, status
+
+from emotrace.data.images import ImageError, NotAnImageError
+from emotrace.server.deps import Pool, Settings, authorised
+from emotrace.server.schemas import PhotoPrediction, error_responses
+from emotrace.server.settings import MB
+
+router = APIRouter(prefix="/v1", tags=["photos"], dependencies=[Depends(authorised)])
+
+
+@router.post("/predict", response_model=PhotoPrediction, response_model_exclude_unset=True,
+             responses=error_responses(413, 415))
+async def predict(file: Annotated[UploadFile, File(description="an image")], pool: Pool,
+                  settings: Settings, annotate: bool = False) -> PhotoPrediction:
+    """The faces of one photo: the JSON of one ``emotrace predict --json`` line; with
+    ``annotate=true`` also the annotated image (``"annotated"``, a JPEG data URL)."""
+    data = await read_upload(file, settings.max_image_bytes)
+    name = display_name(file.filename, "upload")
+    try:
+        answer = await pool.run(data, pool.recognize_photo, name, annotate)
+    except NotAnImageError as error:
+        raise HTTPException(status.HTTP_415_UNSUPPORTED_MEDIA_TYPE, str(error)) from None
+    except ImageError as error:
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(error)) from None
+    return PhotoPrediction.model_validate(answer)
+
+
+async def read_upload(file: UploadFile, limit: int) -> bytes:
+    """The upload's bytes; 413 when it has more than ``limit``."""
+    data = await file.read(limit + 1)
+    if len(data) > limit:
+        raise HTTPException(status.HTTP_413_CONTENT_TOO_LARGE,
+                            f"the file is larger than {limit // MB} MB")
+    return data
+
+
+def display_name(filename: str | None, default: str) -> str:
+    """The upload's base name, for display only (never used as a path)."""
+    name = Path((filename or "").replace("\\", "/")).name
+    return name[:200] or default
