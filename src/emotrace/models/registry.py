@@ -19,7 +19,19 @@ State = dict[str, torch.Tensor]
 @dataclass(frozen=True)
 class BackboneSpec:
     """How to build a backbone: the full torchvision-style network (whose state dict the
-    weights file holds), how to cut its feature extractor out, and the weights' cache name."""
+    weights file holds), how to cut its feature extractor out, and the weights' cache name.
+
+    Attributes:
+        build: makes the full network, random init.
+        features: cuts ``(feature extractor, its blocks in order, feature width)`` out of it.
+        weights_file: the ImageNet weights' name in the torch hub cache, or ``None``.
+        min_size: the smallest input side the network accepts.
+        mean: per-channel input mean the weights were trained with.
+        std: per-channel input standard deviation the weights were trained with.
+        remap: turns the weights file's state dict into ``build()``'s key names.
+        external: the backbone runs outside torch (dlib): the net takes precomputed
+            descriptors.
+    """
 
     build: Callable[[], nn.Module]
     features: Callable[[nn.Module], tuple[nn.Module, list[nn.Module], int]]
@@ -81,7 +93,15 @@ def _build_efficientnet_lite0() -> nn.Module:
 
 
 class PlainCNN(nn.Module):
-    """The papers' baseline: four conv blocks (conv-BN-ReLU x2, max-pool), trained from scratch."""
+    """The papers' baseline: four conv blocks (conv-BN-ReLU x2, max-pool), trained from scratch.
+
+    Args:
+        widths: output channels of each block.
+
+    Example:
+        >>> PlainCNN()(torch.zeros(1, 3, 48, 48)).shape
+        torch.Size([1, 256, 3, 3])
+    """
 
     def __init__(self, widths: Sequence[int] = (32, 64, 128, 256)) -> None:
         super().__init__()
@@ -97,6 +117,14 @@ class PlainCNN(nn.Module):
         self.out_features = channels
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Feature map of a batch.
+
+        Args:
+            x: ``(N, 3, H, W)`` input.
+
+        Returns:
+            ``(N, widths[-1], H / 16, W / 16)`` features.
+        """
         return self.blocks(x)
 
 
@@ -128,6 +156,15 @@ BACKBONES["dlib_resnet"] = BackboneSpec(nn.Identity, _descriptor_features, exter
 
 
 def list_models() -> list[str]:
+    """The backbone names :func:`create_model` takes.
+
+    Returns:
+        The names, sorted.
+
+    Example:
+        >>> list_models()
+        ['dlib_resnet', 'efficientnet_lite0', 'inception_v3', 'mobilenet_v2', 'plain_cnn', 'resnet50']
+    """
     return sorted(BACKBONES)
 
 
@@ -139,6 +176,29 @@ def create_model(name: str, pretrained: bool = True, num_classes: int = 7,
     ``pretrained`` loads ImageNet weights: from ``weights`` (a file path) when given, else from the
     torch hub cache (``~/.cache/torch/hub/checkpoints/<file>``); nothing is downloaded.
     ``plain_cnn`` has no pretrained weights and is always trained from scratch.
+
+    Args:
+        name: a backbone of :func:`list_models`.
+        pretrained: load ImageNet weights (``dlib_resnet`` is always pretrained, ``plain_cnn``
+            never).
+        num_classes: outputs of the head.
+        weights: a weights file to load instead of the cached one.
+        head_hidden: widths of hidden layers in the head.
+        dropout: the head's dropout.
+        batch_norm: batch norm after the head's hidden layers.
+
+    Returns:
+        The network: grey ``(N, 1, S, S)`` faces in [0, 1] in, logits out.
+
+    Raises:
+        ConfigError: an unknown name, a weights file that does not fit, or pretrained weights
+            asked of ``plain_cnn`` (or random init of ``dlib_resnet``).
+        WeightsNotFoundError: the weights file is not on this machine (nothing is downloaded).
+
+    Example:
+        >>> net = create_model("mobilenet_v2", pretrained=False)
+        >>> net(torch.zeros(2, 1, 96, 96)).shape
+        torch.Size([2, 7])
     """
     if name not in BACKBONES:
         raise ConfigError(f"unknown model {name!r}; available: {', '.join(list_models())}")
@@ -169,7 +229,23 @@ def create_model(name: str, pretrained: bool = True, num_classes: int = 7,
 
 def create_imagenet_classifier(name: str, weights: str | None = None) -> nn.Module:
     """The full pretrained ImageNet network of backbone ``name`` (1000 classes, eval mode),
-    for checking that a weights file was mapped right."""
+    for checking that a weights file was mapped right.
+
+    Args:
+        name: a backbone with ImageNet weights.
+        weights: a weights file to load instead of the cached one.
+
+    Returns:
+        Grey faces in, 1000 ImageNet logits out.
+
+    Raises:
+        WeightsNotFoundError: the weights file is not on this machine.
+
+    Example:
+        >>> net = create_imagenet_classifier("efficientnet_lite0")
+        >>> net(torch.zeros(1, 1, 224, 224)).shape
+        torch.Size([1, 1000])
+    """
     spec = BACKBONES[name]
     net = spec.build()
     state = load_state_dict(resolve_weights(name, spec.weights_file, weights), name)
