@@ -23,7 +23,18 @@ DESCRIPTOR_SIZE = 128
 
 
 def dlib_model_file() -> Path:
-    """``dlib_face_recognition_resnet_model_v1.dat`` from the ``face-recognition-models`` package."""
+    """``dlib_face_recognition_resnet_model_v1.dat`` from the ``face-recognition-models`` package.
+
+    Returns:
+        The model file's path inside the installed package.
+
+    Raises:
+        ImportError: the package is not installed (the message says what to install).
+
+    Example:
+        >>> dlib_model_file().name
+        'dlib_face_recognition_resnet_model_v1.dat'
+    """
     spec = importlib.util.find_spec("face_recognition_models")  # no import: it needs pkg_resources
     if spec is None or not spec.submodule_search_locations:
         raise ImportError("the dlib face descriptor needs: pip install dlib-bin "
@@ -33,7 +44,24 @@ def dlib_model_file() -> Path:
 
 
 class DlibFaceDescriptor:
-    """128-D dlib descriptors of grey face crops, cached on disk by image content."""
+    """128-D dlib descriptors of grey face crops, cached on disk by image content.
+
+    Args:
+        cache_dir: folder of the cache (``$EMOTRACE_CACHE`` or ``~/.cache/emotrace`` when
+            ``None``); descriptors go to ``dlib/descriptors.npz`` under it.
+        chunk: faces per dlib call; the cache is saved after each chunk, so a long first pass
+            can resume.
+
+    Raises:
+        ImportError: dlib (``dlib-bin``) or ``face-recognition-models`` is missing.
+
+    Example:
+        >>> import tempfile
+        >>> from emotrace.data import read_face_image
+        >>> describe = DlibFaceDescriptor(cache_dir=tempfile.mkdtemp())
+        >>> describe(np.stack([read_face_image("../shared/testdata/face.jpg", 48)])).shape
+        (1, 128)
+    """
 
     def __init__(self, cache_dir: str | os.PathLike | None = None, chunk: int = 256) -> None:
         try:
@@ -63,12 +91,30 @@ class DlibFaceDescriptor:
 
     @staticmethod
     def chip(face: np.ndarray) -> np.ndarray:
-        """A grey crop as the 150x150 RGB chip dlib expects (FER crops are already aligned-ish)."""
+        """A grey crop as the 150x150 RGB chip dlib expects (FER crops are already aligned-ish).
+
+        Args:
+            face: ``(H, W)`` uint8 grey face crop.
+
+        Returns:
+            ``(150, 150, 3)`` uint8 RGB chip.
+
+        Example:
+            >>> DlibFaceDescriptor.chip(np.zeros((48, 48), np.uint8)).shape
+            (150, 150, 3)
+        """
         return cv2.cvtColor(cv2.resize(face, (CHIP_SIZE, CHIP_SIZE),
                                        interpolation=cv2.INTER_CUBIC), cv2.COLOR_GRAY2RGB)
 
     def __call__(self, faces: np.ndarray) -> np.ndarray:
-        """``(N, H, W)`` uint8 grey crops -> ``(N, 128)`` float32 descriptors."""
+        """``(N, H, W)`` uint8 grey crops -> ``(N, 128)`` float32 descriptors.
+
+        Args:
+            faces: grey face crops; identical crops are described once.
+
+        Returns:
+            ``(N, 128)`` float32 descriptors, in the order of ``faces``.
+        """
         keys = [hashlib.sha1(np.ascontiguousarray(face).tobytes()).digest() for face in faces]
         first: dict[bytes, int] = {}
         for i, key in enumerate(keys):
@@ -87,7 +133,18 @@ class DlibFaceDescriptor:
 
 
 def seconds_per_face(faces: np.ndarray) -> float:
-    """Time dlib's descriptor on ``faces`` (uncached): what a first pass costs per face."""
+    """Time dlib's descriptor on ``faces`` (uncached): what a first pass costs per face.
+
+    Args:
+        faces: ``(N, H, W)`` uint8 grey face crops.
+
+    Returns:
+        Seconds per face on this machine.
+
+    Example:
+        >>> seconds_per_face(np.zeros((4, 48, 48), np.uint8)) > 0
+        True
+    """
     import time
 
     import dlib
@@ -101,9 +158,24 @@ def seconds_per_face(faces: np.ndarray) -> float:
 
 class DescriptorDataModule(FERDataModule):
     """The same splits and subsets as :class:`FERDataModule`, served as dlib descriptors shaped
-    ``(N, 128, 1, 1)`` so the usual pooled head trains on them."""
+    ``(N, 128, 1, 1)`` so the usual pooled head trains on them.
+
+    Takes the arguments of :class:`FERDataModule`; augmentation and the balanced sampler do not
+    apply (the descriptors are computed once per image).
+
+    Example:
+        >>> module = DescriptorDataModule("../shared/data/fer2013", subset=0.01)  # doctest: +SKIP
+        >>> module.setup()  # doctest: +SKIP
+        >>> module.features["val"].shape[1:]  # doctest: +SKIP
+        torch.Size([128, 1, 1])
+    """
 
     def setup(self, stage: str | None = None) -> None:
+        """Split the dataset, then describe the training and validation faces (once).
+
+        Args:
+            stage: Lightning's stage name; every stage gets the same parts.
+        """
         super().setup(stage)
         if not hasattr(self, "features"):
             describe = DlibFaceDescriptor()
