@@ -23,7 +23,14 @@ YUNET_MIN_INPUT = 64
 @dataclass
 class Detection:
     """A face box ``(x, y, w, h)`` in image pixels, the detector's confidence (None when the
-    detector has none) and five landmarks (eyes, nose, mouth corners) when it gives them."""
+    detector has none) and five landmarks (eyes, nose, mouth corners) when it gives them.
+
+    Attributes:
+        box: ``(x, y, w, h)`` in the image's pixels, clipped to the image.
+        score: the detector's confidence, or ``None`` (Haar, no detection).
+        landmarks: ``(5, 2)`` points (right eye, left eye, nose tip, mouth corners) in the
+            image's pixels, or ``None``.
+    """
 
     box: tuple[int, int, int, int]
     score: float | None = None
@@ -31,9 +38,24 @@ class Detection:
 
 
 class FaceDetector(Protocol):
+    """What the Recognizer needs of a face detector: a ``name`` and ``detect``.
+
+    Attributes:
+        name: the detector's name (``yunet``, ``haar``, ``none``).
+    """
+
     name: str
 
-    def detect(self, image: np.ndarray) -> list[Detection]: ...
+    def detect(self, image: np.ndarray) -> list[Detection]:
+        """The faces in one image.
+
+        Args:
+            image: ``(H, W, 3)`` BGR uint8 frame.
+
+        Returns:
+            One detection per face found.
+        """
+        ...
 
 
 class YuNetDetector:
@@ -43,6 +65,24 @@ class YuNetDetector:
     ``min_face`` pixels is still 12 px (the smallest YuNet finds), but never below half size;
     boxes and landmarks are scaled back to the frame. With ``min_face`` 24 (the Recognizer's
     default) frames are detected at half size.
+
+    Args:
+        model: a YuNet ONNX file (the shipped ``face_detection_yunet_2023mar.onnx`` when
+            ``None``).
+        score_threshold: the lowest confidence kept.
+        nms_threshold: overlap above which non-maximum suppression drops a box.
+        max_side: longest side of the copy detection runs on.
+        min_face: the smallest face (px) the caller wants; larger values let detection run
+            on a smaller copy.
+
+    Raises:
+        NotFoundError: the model file does not exist.
+
+    Example:
+        >>> from emotrace.data.images import read_image
+        >>> faces = YuNetDetector(min_face=24).detect(read_image("src/emotrace/assets/samples/classroom.jpg"))
+        >>> len(faces), faces[0].landmarks.shape
+        (4, (5, 2))
     """
 
     name = "yunet"
@@ -60,6 +100,14 @@ class YuNetDetector:
         self._size: tuple[int, int] | None = None
 
     def detect(self, image: np.ndarray) -> list[Detection]:
+        """The faces in one frame, with confidences and five landmarks each.
+
+        Args:
+            image: ``(H, W, 3)`` BGR uint8 frame.
+
+        Returns:
+            The detections, boxes and landmarks in the frame's pixels.
+        """
         height, width = image.shape[:2]
         # Never shrink below YUNET_MIN_INPUT on the short side: small images keep their pixels.
         floor = min(1.0, YUNET_MIN_INPUT / max(1, min(height, width)))
@@ -89,7 +137,22 @@ class YuNetDetector:
 
 class HaarDetector:
     """The Haar cascade of the papers (``haarcascade_frontalface_default.xml`` from OpenCV).
-    It gives no confidence, so ``score`` is None."""
+    It gives no confidence, so ``score`` is None.
+
+    Args:
+        scale_factor: the image pyramid's step.
+        min_neighbors: overlapping hits a face needs.
+        min_face: the smallest face (px) searched for (at least 24).
+
+    Raises:
+        NotFoundError: OpenCV's cascade file is missing or unreadable.
+
+    Example:
+        >>> from emotrace.data.images import read_image
+        >>> faces = HaarDetector().detect(read_image("../shared/testdata/face.jpg"))
+        >>> faces[0].score is None, faces[0].landmarks is None
+        (True, True)
+    """
 
     name = "haar"
 
@@ -102,6 +165,14 @@ class HaarDetector:
         self.min_size = max(24, min_face)
 
     def detect(self, image: np.ndarray) -> list[Detection]:
+        """The faces in one frame (boxes only).
+
+        Args:
+            image: a BGR or grey uint8 frame.
+
+        Returns:
+            The detections, without score or landmarks.
+        """
         gray = image if image.ndim == 2 else cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)
         boxes = self.cascade.detectMultiScale(gray, self.scale_factor, self.min_neighbors,
                                               minSize=(self.min_size, self.min_size))
@@ -109,7 +180,15 @@ class HaarDetector:
 
 
 class WholeImageDetector:
-    """No detection: the whole image is the face (inputs that are already face crops)."""
+    """No detection: the whole image is the face (inputs that are already face crops).
+
+    Args:
+        min_face: accepted for a uniform signature and ignored: every image is one face.
+
+    Example:
+        >>> WholeImageDetector().detect(np.zeros((48, 64, 3), np.uint8))[0].box
+        (0, 0, 64, 48)
+    """
 
     name = "none"
 
@@ -117,6 +196,14 @@ class WholeImageDetector:
         pass  # every image is one face, whatever its size
 
     def detect(self, image: np.ndarray) -> list[Detection]:
+        """One detection covering the whole image.
+
+        Args:
+            image: any image.
+
+        Returns:
+            A single detection ``(0, 0, width, height)`` without score.
+        """
         height, width = image.shape[:2]
         return [Detection((0, 0, width, height), None)]
 
@@ -125,7 +212,22 @@ DETECTORS = {"yunet": YuNetDetector, "haar": HaarDetector, "none": WholeImageDet
 
 
 def create_detector(name: str, min_face: int = 0) -> FaceDetector:
-    """``yunet``, ``haar`` or ``none``; ``min_face`` (px) lets detectors skip smaller faces."""
+    """``yunet``, ``haar`` or ``none``; ``min_face`` (px) lets detectors skip smaller faces.
+
+    Args:
+        name: ``yunet`` (the default elsewhere), ``haar`` or ``none``.
+        min_face: the smallest face (px) the caller wants.
+
+    Returns:
+        The detector, with its default settings.
+
+    Raises:
+        ConfigError: an unknown name.
+
+    Example:
+        >>> create_detector("haar").name
+        'haar'
+    """
     if name not in DETECTORS:
         raise ConfigError(f"unknown detector {name!r}; use {', '.join(DETECTORS)}")
     return DETECTORS[name](min_face=min_face)

@@ -16,11 +16,34 @@ import numpy as np
 
 @dataclass(frozen=True)
 class Framing:
+    """How a detector box becomes the square crop the model sees.
+
+    Attributes:
+        scale: side of the square as a multiple of the box's longer side.
+        shift_y: vertical move of the square's centre, as a fraction of its side (positive is
+            down).
+
+    Example:
+        >>> Framing(scale=1.0, shift_y=0.05).square((10, 20, 100, 120))
+        (0, 26, 120)
+    """
+
     scale: float = 1.0
     shift_y: float = 0.0
 
     def square(self, box: tuple[int, int, int, int]) -> tuple[int, int, int]:
-        """``(x0, y0, side)`` of the square crop for a detector box."""
+        """``(x0, y0, side)`` of the square crop for a detector box.
+
+        Args:
+            box: ``(x, y, w, h)`` from the detector.
+
+        Returns:
+            Top-left corner and side of the square (may reach outside the frame).
+
+        Example:
+            >>> Framing(scale=1.2).square((0, 0, 100, 100))
+            (-10, -10, 120)
+        """
         x, y, w, h = box
         side = max(1, int(round(self.scale * max(w, h))))
         cx, cy = x + w / 2, y + h / 2 + self.shift_y * side
@@ -29,7 +52,20 @@ class Framing:
     def crop(self, image: np.ndarray, box: tuple[int, int, int, int], size: int) -> np.ndarray:
         """The square crop of a grey or BGR frame as a grey ``size`` square (area-averaged when
         shrinking). Only the crop is converted to grey: a whole grey copy of a 100 MP frame
-        would cost 100 MB."""
+        would cost 100 MB.
+
+        Args:
+            image: ``(H, W)`` grey or ``(H, W, 3)`` BGR uint8 frame.
+            box: ``(x, y, w, h)`` from the detector.
+            size: side of the model's input.
+
+        Returns:
+            ``(size, size)`` uint8 grey face; parts outside the frame repeat its edge.
+
+        Example:
+            >>> Framing().crop(np.zeros((480, 640, 3), np.uint8), (600, 400, 80, 100), 96).shape
+            (96, 96)
+        """
         x0, y0, side = self.square(box)
         height, width = image.shape[:2]
         top, left = max(0, -y0), max(0, -x0)

@@ -22,7 +22,22 @@ COLORS = {"angry": (40, 40, 220), "disgust": (40, 140, 40), "fear": (160, 60, 16
 class Face:
     """One face: box ``(x, y, w, h)``, detector score, landmarks, emotion and its 7 scores.
     In video: ``track_id`` (a motion track: ends when the face is lost or the shot changes) and
-    ``person_id`` (one id per person for the whole video or stream)."""
+    ``person_id`` (one id per person for the whole video or stream).
+
+    Attributes:
+        box: ``(x, y, w, h)`` in the image's pixels.
+        emotion: the top emotion, one of ``EMOTIONS``.
+        scores: emotion -> probability, all seven (calibrated; they sum to 1).
+        score: the detector's confidence, or ``None``.
+        landmarks: five ``[x, y]`` points, or ``None``.
+        track_id: in video, the motion track; ``None`` for still images.
+        person_id: in video, one id per person; ``None`` for still images.
+
+    Example:
+        >>> face = Face((10, 20, 64, 64), "happy", {"happy": 0.9, "neutral": 0.1}, score=0.98)
+        >>> face.to_dict()
+        {'box': [10, 20, 64, 64], 'score': 0.98, 'emotion': 'happy', 'scores': {'happy': 0.9, 'neutral': 0.1}}
+    """
 
     box: tuple[int, int, int, int]
     emotion: str
@@ -33,6 +48,12 @@ class Face:
     person_id: int | None = None
 
     def to_dict(self) -> dict[str, Any]:
+        """The face's JSON form (part of the public contract).
+
+        Returns:
+            ``{"box", "score", "emotion", "scores"}``, plus ``"landmarks"``, ``"track_id"`` and
+            ``"person_id"`` when they are set.
+        """
         data: dict[str, Any] = {"box": list(self.box), "score": self.score,
                                 "emotion": self.emotion, "scores": self.scores}
         if self.landmarks is not None:
@@ -50,7 +71,23 @@ class Result:
     ``error`` is set (and ``faces`` empty) when the source could not be read; ``warning`` when
     the result is doubtful (an image too small for face detection). ``thumbnails``: in video,
     the people (person id -> BGR face crop) whose best thumbnail so far first appears in this
-    frame (not part of ``to_dict``)."""
+    frame (not part of ``to_dict``).
+
+    Attributes:
+        source: the source as the caller named it.
+        faces: the faces found, left to right as the detector gives them.
+        frame: the frame number in a video or stream; ``None`` for still images.
+        time: seconds from the start of a video or stream; ``None`` for still images.
+        error: why the source could not be read, or ``None``.
+        warning: why the result is doubtful, or ``None``.
+        image: the BGR frame, kept when annotation needs it (not part of ``to_dict``).
+        thumbnails: person id -> BGR face crop, in video (not part of ``to_dict``).
+
+    Example:
+        >>> result = Result("photo.jpg", [Face((0, 0, 48, 48), "sad", {"sad": 1.0})])
+        >>> result.ok, result.to_dict()["faces"][0]["emotion"]
+        (True, 'sad')
+    """
 
     source: str
     faces: list[Face] = field(default_factory=list)
@@ -63,10 +100,20 @@ class Result:
 
     @property
     def ok(self) -> bool:
+        """Whether the source was read (``error`` is ``None``)."""
         return self.error is None
 
     def to_dict(self) -> dict[str, Any]:
-        """``{"source", "frame", "time", "faces": [...]}`` (+ ``"error"`` when it failed)."""
+        """``{"source", "frame", "time", "faces": [...]}`` (+ ``"error"`` when it failed).
+
+        Returns:
+            The JSON line ``emotrace predict --json`` prints for this image or frame
+            (``"warning"`` added when set).
+
+        Example:
+            >>> Result("broken.jpg", error="not a readable image").to_dict()
+            {'source': 'broken.jpg', 'frame': None, 'time': None, 'faces': [], 'error': 'not a readable image'}
+        """
         data: dict[str, Any] = {"source": self.source, "frame": self.frame, "time": self.time,
                                 "faces": [face.to_dict() for face in self.faces]}
         if self.error:
@@ -76,7 +123,20 @@ class Result:
         return data
 
     def draw(self) -> np.ndarray:
-        """A copy of the image with boxes, labels and per-face score bars."""
+        """A copy of the image with boxes, labels and per-face score bars.
+
+        Returns:
+            The annotated BGR image (the result's own image is not changed).
+
+        Raises:
+            ValueError: the result holds no image.
+
+        Example:
+            >>> import emotrace
+            >>> result = emotrace.Recognizer().predict(emotrace.sample_photos()[0])[0]
+            >>> result.draw().shape == result.image.shape
+            True
+        """
         if self.image is None:
             raise ValueError(f"{self.source}: no image to draw on")
         canvas = self.image.copy()
@@ -86,7 +146,23 @@ class Result:
         return canvas
 
     def save(self, path: str | Path) -> Path:
-        """Write the annotated image (format from the suffix), atomically."""
+        """Write the annotated image (format from the suffix), atomically.
+
+        Args:
+            path: the image file to write (``.jpg``, ``.png``...); its folder is created.
+
+        Returns:
+            The written file.
+
+        Raises:
+            ValueError: the result holds no image, or OpenCV cannot encode the suffix.
+
+        Example:
+            >>> import emotrace, tempfile
+            >>> result = emotrace.Recognizer().predict(emotrace.sample_photos()[0])[0]
+            >>> result.save(f"{tempfile.mkdtemp()}/annotated.jpg").name
+            'annotated.jpg'
+        """
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
         ok, encoded = cv2.imencode(path.suffix or ".jpg", self.draw())

@@ -25,13 +25,22 @@ class VideoTimeline:
     thumbnail per person, ``<name>.person-<id>.jpg`` (the sharpest, most frontal face seen).
 
     Example:
-        >>> timeline = VideoTimeline("lecture.mp4")
-        >>> for result in Recognizer().predict("lecture.mp4", stream=True):
+        >>> import tempfile
+        >>> from emotrace import Recognizer
+        >>> video = "../shared/testdata/videos/intel_face-demographics-walking-and-pause.gif"
+        >>> timeline = VideoTimeline(video)
+        >>> for result in Recognizer().predict(video, every=5):
         ...     timeline.add(result)
-        >>> timeline.save("out", "lecture")   # summary, timeline plot, thumbnails
+        >>> [path.name for path in timeline.save(tempfile.mkdtemp(), "walking")][:2]
+        ['walking.summary.json', 'walking.timeline.png']
     """
 
     def __init__(self, source: str) -> None:
+        """Start an empty timeline.
+
+        Args:
+            source: the video's name as the results give it (shown in the plot's title).
+        """
         self.source = source
         self.frames = 0
         self.duration = 0.0
@@ -39,6 +48,11 @@ class VideoTimeline:
         self.thumbnails: dict[int, np.ndarray] = {}
 
     def add(self, result: Result) -> None:
+        """Count one frame's faces (and keep any new thumbnails it carries).
+
+        Args:
+            result: the next frame's result.
+        """
         self.frames += 1
         self.duration = max(self.duration, result.time or 0.0)
         for number, face in enumerate(result.faces):
@@ -58,7 +72,26 @@ class VideoTimeline:
     def summary(self, name: str | None = None) -> dict:
         """``{"source", "frames", "duration_s", "faces": [one entry per person, most frames
         first], "overall"}``; with ``name`` (the output stem) a person with a thumbnail has
-        ``"thumbnail": "<name>.person-<id>.jpg"`` (the file :meth:`save` writes beside it)."""
+        ``"thumbnail": "<name>.person-<id>.jpg"`` (the file :meth:`save` writes beside it).
+
+        Args:
+            name: the output stem, or ``None`` to leave thumbnails out.
+
+        Returns:
+            The summary; each person's entry has ``person_id``, ``frames``, ``first_time``,
+            ``last_time``, ``emotion_shares``, ``mean_scores`` and ``dominant``.
+
+        Example:
+            >>> from emotrace.inference.results import Face
+            >>> timeline = VideoTimeline("clip.mp4")
+            >>> for frame, emotion in enumerate(["happy", "happy", "sad"]):
+            ...     face = Face((0, 0, 48, 48), emotion, {e: float(e == emotion) for e in EMOTIONS},
+            ...                 person_id=1)
+            ...     timeline.add(Result("clip.mp4", [face], frame=frame, time=frame / 30))
+            >>> summary = timeline.summary()
+            >>> summary["frames"], summary["faces"][0]["dominant"], summary["faces"][0]["emotion_shares"]["sad"]
+            (3, 'happy', 0.3333)
+        """
         faces = []
         for person_id, samples in sorted(self.tracks.items(), key=lambda kv: -len(kv[1])):
             scores = np.stack([s for _, s in samples])
@@ -75,12 +108,32 @@ class VideoTimeline:
 
     @staticmethod
     def thumbnail_name(name: str, person_id: int) -> str:
-        """The file name of a person's thumbnail: ``<name>.person-<id>.jpg``."""
+        """The file name of a person's thumbnail: ``<name>.person-<id>.jpg``.
+
+        Args:
+            name: the output stem.
+            person_id: the person.
+
+        Returns:
+            The file name (no folder).
+
+        Example:
+            >>> VideoTimeline.thumbnail_name("lecture", 3)
+            'lecture.person-3.jpg'
+        """
         return f"{name}.person-{person_id}.jpg"
 
     def save(self, out_dir: str | Path, name: str) -> list[Path]:
         """Write the thumbnails, ``<name>.summary.json`` and ``<name>.timeline.png`` into
-        ``out_dir`` (each atomically); return their paths."""
+        ``out_dir`` (each atomically); return their paths.
+
+        Args:
+            out_dir: an existing folder.
+            name: the output stem (usually the video's file name).
+
+        Returns:
+            The summary, the timeline plot, then the thumbnails.
+        """
         out_dir = Path(out_dir)
         written = []
         for person_id, image in sorted(self.thumbnails.items()):
@@ -96,7 +149,17 @@ class VideoTimeline:
         return [summary_path, self.plot(out_dir / f"{name}.timeline.png"), *written]
 
     def plot(self, path: str | Path) -> Path:
-        """One stacked-area panel per person (the most frames first): scores over time."""
+        """One stacked-area panel per person (the most frames first): scores over time.
+
+        At most 8 panels; people seen in fewer than 3 frames are left out of the plot (they
+        stay in the summary).
+
+        Args:
+            path: the PNG to write (atomically).
+
+        Returns:
+            The written file.
+        """
         tracks = sorted(self.tracks.items(), key=lambda kv: -len(kv[1]))
         tracks = [t for t in tracks if len(t[1]) >= min(MIN_PLOTTED_FRAMES, self.frames)]
         tracks = tracks[:MAX_PLOTTED_TRACKS]
