@@ -19,7 +19,7 @@ class FaceTensorDataset(Dataset):
 
     Args:
         faces: the faces to serve (kept in memory as one uint8 tensor).
-        transform: applied to each ``(1, S, S)`` uint8 image as it is served
+        transform (Callable[[torch.Tensor], torch.Tensor]): applied to each ``(1, S, S)`` uint8 image as it is served
             (:func:`~emotrace.data.transforms.eval_transform` or
             :func:`~emotrace.data.transforms.train_transform`).
         soft_targets: ``(N, 7)`` probabilities of a teacher for each face (distillation), or
