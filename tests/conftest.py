@@ -1,5 +1,9 @@
 """Shared fixtures: paths into ../shared, a real FER-2013 slice, a torch hub cache with the
-ImageNet MobileNetV2 weights (as CI sets it up), generated videos."""
+ImageNet MobileNetV2 weights (as CI sets it up), generated videos.
+
+Importing this file touches nothing: ``tests/unit`` runs in a clone with no ``../shared`` beside
+it. Only a session that collects tests outside ``tests/unit`` needs ../shared, and it stops at
+once, with one line, when it is missing."""
 
 from __future__ import annotations
 
@@ -17,10 +21,15 @@ WEIGHTS = SHARED / "weights"
 CLASSES = ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")
 
 
-def pytest_configure(config):
-    if not FER.is_dir():
+UNIT = Path(__file__).resolve().parent / "unit"
+
+
+def pytest_collection_modifyitems(config, items):
+    """Refuse, before any test runs, a session with tests that read ../shared when it is missing."""
+    needs_shared = [item for item in items if UNIT not in Path(str(item.fspath)).parents]
+    if needs_shared and not FER.is_dir():
         raise pytest.UsageError(f"FER-2013 not found at {FER}; put ../shared beside the checkout "
-                                "or set EMOTRACE_SHARED")
+                                "or set EMOTRACE_SHARED (tests/unit alone runs without it)")
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -30,7 +39,9 @@ def isolated_caches(tmp_path_factory):
     os.environ["EMOTRACE_CACHE"] = str(root / "emotrace")
     checkpoints = root / "torch" / "hub" / "checkpoints"
     checkpoints.mkdir(parents=True)
-    os.symlink(WEIGHTS / "mobilenet_v2-b0353104.pth", checkpoints / "mobilenet_v2-b0353104.pth")
+    if (WEIGHTS / "mobilenet_v2-b0353104.pth").is_file():  # absent beside a unit-only clone
+        os.symlink(WEIGHTS / "mobilenet_v2-b0353104.pth",
+                   checkpoints / "mobilenet_v2-b0353104.pth")
     os.environ["TORCH_HOME"] = str(root / "torch")
     yield
 
