@@ -31,23 +31,18 @@ pytestmark = pytest.mark.skipif(not Path(CHROMIUM).exists(),
                                 reason="Debian's chromium is not installed (apt-get install chromium)")
 
 
+TOKEN = "browser-token-123"
+
+
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
-    """A real `emotrace serve` on a free port, stopped (SIGTERM, then kill) whatever happens."""
-    yield from serve(tmp_path_factory)
-
-
-@pytest.fixture(scope="module")
-def guarded_server(tmp_path_factory):
-    """The same with an access token."""
-    yield from serve(tmp_path_factory, "--token", "browser-token-123")
-
-
-def serve(tmp_path_factory, *options: str):
+    """A real `emotrace serve --token` on a free port (one for the module: the page's requests
+    carry the token, as a user's do once they entered it), stopped (SIGTERM, then kill)
+    whatever happens."""
     port = free_port()
     data = tmp_path_factory.mktemp("serve-data")
     process = subprocess.Popen([sys.executable, "-m", "emotrace.cli.main", "serve", "--port",
-                                str(port), "--data-dir", str(data), *options],
+                                str(port), "--data-dir", str(data), "--token", TOKEN],
                                stderr=subprocess.PIPE, text=True)
     url = f"http://127.0.0.1:{port}"
     try:
@@ -88,7 +83,9 @@ def browser(tmp_path_factory):
 
 @pytest.fixture
 def page(browser, server):
+    """The page with the server's token entered (the page keeps it in localStorage)."""
     context = browser.new_context(viewport={"width": 1280, "height": 900})
+    context.add_init_script(f"localStorage.setItem('emotrace-token', '{TOKEN}')")
     page = context.new_page()
     page.goto(server)
     yield page
@@ -143,11 +140,11 @@ def test_webcam_shows_live_boxes(page):
     page.click("#cam-stop")
 
 
-def test_webcam_with_a_wrong_token_says_why(browser, guarded_server):
+def test_webcam_with_a_wrong_token_says_why(browser, server):
     context = browser.new_context()
     page = context.new_page()
     try:
-        page.goto(guarded_server)
+        page.goto(server)
         page.fill("#token", "a-wrong-token")
         page.click("button[data-view='webcam']")
         page.click("#cam-start")

@@ -1,5 +1,6 @@
 """The HTTP API through FastAPI's test client: every route, every error code, auth on and off,
-restarts, retention, the WebSocket stream."""
+restarts, retention, the WebSocket stream, the OpenAPI document. One server (and one finished
+job) serves the module's tests that need no settings of their own."""
 
 import base64
 import io
@@ -42,10 +43,30 @@ def clip(tmp_path_factory) -> bytes:
     return path.read_bytes()
 
 
-@pytest.fixture
-def client(tmp_path):
-    with TestClient(create_app(ServerSettings(data_dir=tmp_path / "data"))) as client:
+@pytest.fixture(scope="module")
+def client(tmp_path_factory):
+    """The module's server (default settings), stopped after its last test."""
+    data = tmp_path_factory.mktemp("server") / "data"
+    with TestClient(create_app(ServerSettings(data_dir=data))) as client:
         yield client
+
+
+@pytest.fixture(scope="module")
+def guarded(tmp_path_factory):
+    """A server with an access token."""
+    data = tmp_path_factory.mktemp("guarded")
+    with TestClient(create_app(ServerSettings(data_dir=data, token=TOKEN)),
+                    raise_server_exceptions=False) as client:
+        yield client
+
+
+@pytest.fixture(scope="module")
+def lecture(client, clip) -> dict:
+    """A job of the module's server, done: the clip posted as "my lecture.mp4"."""
+    created = client.post("/v1/jobs", files=upload("my lecture.mp4", clip, "video/mp4"))
+    assert created.status_code == 202
+    assert created.json() == {"id": created.json()["id"], "status": "queued"}
+    return wait_for(client, created.json()["id"])
 
 
 def upload(name: str, data: bytes, kind: str = "application/octet-stream"):
@@ -90,9 +111,9 @@ def test_predict_error_codes(client, tmp_path):
     assert truncated.status_code == 422
     assert truncated.json()["detail"] == ("not a readable image (corrupt, truncated or not an "
                                           "image file)")
-    bomb = write_png_bomb(tmp_path / "bomb.png", side=20000).read_bytes()
+    bomb = write_png_bomb(tmp_path / "bomb.png", side=10240).read_bytes()  # 105 MP, 100 kB
     refused = client.post("/v1/predict", files=upload("bomb.png", bomb, "image/png"))
-    assert refused.status_code == 422 and "image too large (400 MP" in refused.json()["detail"]
+    assert refused.status_code == 422 and "image too large (10240x10240 = 105 MP" in refused.json()["detail"]
     empty = client.post("/v1/predict", files=upload("e.jpg", b""))
     assert empty.status_code == 422
     missing = client.post("/v1/predict")
@@ -112,12 +133,8 @@ def test_upload_limits_give_413(tmp_path):
         assert video.status_code == 413
 
 
-def test_video_job_end_to_end(client, clip):
-    created = client.post("/v1/jobs", files=upload("lecture.mp4", clip, "video/mp4"))
-    assert created.status_code == 202
-    job_id = created.json()["id"]
-    assert created.json() == {"id": job_id, "status": "queued"}
-    job = wait_for(client, job_id)
+def test_video_job_end_to_end(client, lecture):
+    job, job_id = lecture, lecture["id"]
     assert job["status"] == "done" and job["error"] is None
     assert job["progress"]["frames_done"] == job["progress"]["frames_total"] == 20
     summary = client.get(f"/v1/jobs/{job_id}/summary").json()
@@ -130,10 +147,20 @@ def test_video_job_end_to_end(client, clip):
     assert timeline.headers["content-type"] == "image/png" and timeline.content[:4] == b"\x89PNG"
     video = client.get(f"/v1/jobs/{job_id}/video")
     assert video.headers["content-type"] == "video/webm" and video.content[:4] == b"\x1a\x45\xdf\xa3"
-    assert [j["id"] for j in client.get("/v1/jobs").json()] == [job_id]
+    assert job_id in [j["id"] for j in client.get("/v1/jobs").json()]
+
+
+def test_a_deleted_job_is_gone_with_its_files(client, clip):
+    job_id = client.post("/v1/jobs?annotate=false&every=5", files=upload("short.mp4", clip)).json()["id"]
+    assert wait_for(client, job_id)["status"] == "done"
+    root = client.app.state.store.files(job_id).root
+    assert root.is_dir()
+    assert client.get("/v1/jobs?limit=1").json()[0]["id"] == job_id  # newest first
     assert client.delete(f"/v1/jobs/{job_id}").status_code == 204
     assert client.get(f"/v1/jobs/{job_id}").status_code == 404
     assert client.get(f"/v1/jobs/{job_id}/summary").status_code == 404
+    assert client.delete(f"/v1/jobs/{job_id}").status_code == 404
+    assert not root.exists()
 
 
 def test_job_errors(client):
@@ -168,37 +195,39 @@ def test_too_many_queued_jobs_give_429_and_queued_jobs_survive_a_restart(tmp_pat
         assert job["status"] == "done" and "ran again" in job["warning"]
 
 
-def test_retention_removes_old_finished_jobs(client, clip):
-    store = client.app.state.store
-    job_id = client.post("/v1/jobs", files=upload("old.mp4", clip)).json()["id"]
-    wait_for(client, job_id)
-    store.update(job_id)  # just finished: kept
+def test_retention_removes_old_finished_jobs(tmp_path, clip):
+    from emotrace.server.jobs import JobStore
+
+    store = JobStore(tmp_path)
+    job_id, path = store.reserve("old.mp4", ".mp4", 10)
+    path.write_bytes(clip)
+    store.update(job_id, status="done")  # just finished: kept
     assert store.prune(max_age_s=3600, max_bytes=10 ** 12) == []
     assert store.prune(max_age_s=3600, max_bytes=1) == [job_id]  # over the size budget
     assert not store.files(job_id).root.exists()
 
 
-def test_token_auth(tmp_path, clip):
-    with TestClient(create_app(ServerSettings(data_dir=tmp_path, token=TOKEN))) as client:
-        assert client.get("/health").status_code == 200
-        for method, path in (("post", "/v1/predict"), ("get", "/v1/jobs"), ("post", "/v1/jobs"),
-                             ("get", "/v1/jobs/" + "0" * 32)):
-            response = getattr(client, method)(path)
-            assert response.status_code == 401, path
-            assert response.headers["www-authenticate"] == "Bearer"
-        wrong = client.get("/v1/jobs", headers={"Authorization": "Bearer nope-nope"})
-        assert wrong.status_code == 401
-        good = {"Authorization": f"Bearer {TOKEN}"}
-        answer = client.post("/v1/predict", files=upload("face.jpg", PHOTO), headers=good)
-        assert answer.status_code == 200 and len(answer.json()["faces"]) == 4
-        with pytest.raises(Exception):
-            with client.websocket_connect("/v1/stream") as ws:
-                ws.receive_json()
-        with client.websocket_connect(f"/v1/stream?token={TOKEN}") as ws:
-            ws.send_bytes(PHOTO)
-            assert len(ws.receive_json()["faces"]) == 4
-        assert "access-control-allow-origin" not in client.get(
-            "/health", headers={"Origin": "http://evil.example"}).headers
+def test_token_auth(guarded):
+    client = guarded
+    assert client.get("/health").status_code == 200
+    for method, path in (("post", "/v1/predict"), ("get", "/v1/jobs"), ("post", "/v1/jobs"),
+                         ("get", "/v1/jobs/" + "0" * 32)):
+        response = getattr(client, method)(path)
+        assert response.status_code == 401, path
+        assert response.headers["www-authenticate"] == "Bearer"
+    wrong = client.get("/v1/jobs", headers={"Authorization": "Bearer nope-nope"})
+    assert wrong.status_code == 401
+    good = {"Authorization": f"Bearer {TOKEN}"}
+    answer = client.post("/v1/predict", files=upload("face.jpg", PHOTO), headers=good)
+    assert answer.status_code == 200 and len(answer.json()["faces"]) == 4
+    with pytest.raises(Exception):
+        with client.websocket_connect("/v1/stream") as ws:
+            ws.receive_json()
+    with client.websocket_connect(f"/v1/stream?token={TOKEN}") as ws:
+        ws.send_bytes(PHOTO)
+        assert len(ws.receive_json()["faces"]) == 4
+    assert "access-control-allow-origin" not in client.get(
+        "/health", headers={"Origin": "http://evil.example"}).headers
 
 
 def test_websocket_keeps_track_ids_and_survives_bad_frames(client):
@@ -247,9 +276,8 @@ def test_openapi_and_page_are_served(client):
         assert response.status_code == 200 and "https://" not in response.text
 
 
-def test_results_name_the_upload_never_a_server_path(client, clip, tmp_path):
-    job_id = client.post("/v1/jobs", files=upload("my lecture.mp4", clip)).json()["id"]
-    assert wait_for(client, job_id)["status"] == "done"
+def test_results_name_the_upload_never_a_server_path(client, lecture):
+    job_id = lecture["id"]
     summary = client.get(f"/v1/jobs/{job_id}/summary").json()
     assert summary["source"] == "my lecture.mp4"
     rows = client.get(f"/v1/jobs/{job_id}/faces.csv").text.splitlines()[1:]
@@ -259,13 +287,81 @@ def test_results_name_the_upload_never_a_server_path(client, clip, tmp_path):
         assert data_dir not in client.get(f"/v1/jobs/{job_id}{route}").text
 
 
-def test_odd_tokens_and_text_messages_are_refused_cleanly(tmp_path):
-    with TestClient(create_app(ServerSettings(data_dir=tmp_path, token=TOKEN)),
-                    raise_server_exceptions=False) as client:
-        odd = client.get("/v1/jobs", headers={"Authorization": "Bearer s3crét-tökén".encode()})
-        assert odd.status_code == 401
-        with client.websocket_connect(f"/v1/stream?token={TOKEN}") as ws:
-            ws.send_text("hello")
-            assert "binary message" in ws.receive_json()["error"]
-            ws.send_bytes(PHOTO)  # the connection still works
-            assert len(ws.receive_json()["faces"]) == 4
+def test_odd_tokens_and_text_messages_are_refused_cleanly(guarded):
+    client = guarded
+    odd = client.get("/v1/jobs", headers={"Authorization": "Bearer s3crét-tökén".encode()})
+    assert odd.status_code == 401
+    with client.websocket_connect(f"/v1/stream?token={TOKEN}") as ws:
+        ws.send_text("hello")
+        assert "binary message" in ws.receive_json()["error"]
+        ws.send_bytes(PHOTO)  # the connection still works
+        assert len(ws.receive_json()["faces"]) == 4
+
+
+def test_openapi_declares_the_answers_a_typed_client_reads(client, lecture):
+    """POST /v1/predict and GET /v1/jobs/{id} declare their answers (errors included) as
+    schemas, and the server's real answers are exactly what they declare."""
+    import jsonschema
+
+    doc = client.get("/openapi.json").json()
+
+    def schema(path: str, method: str, code: str) -> dict:
+        content = doc["paths"][path][method]["responses"][code]["content"]["application/json"]
+        return {**content["schema"], "components": doc["components"]}
+
+    def check(path: str, method: str, code: str, answer) -> None:
+        declared = schema(path, method, code)
+        jsonschema.Draft202012Validator(declared).validate(answer.json())
+        resolved = declared
+        while "$ref" in resolved:
+            resolved = doc["components"]["schemas"][resolved["$ref"].rsplit("/", 1)[1]]
+        required = resolved.get("required", [])  # a bare dict declares none
+        assert required and set(required) <= set(answer.json()), f"{method} {path} {code}"
+
+    photo = client.post("/v1/predict?annotate=true", files=upload("face.jpg", PHOTO))
+    check("/v1/predict", "post", "200", photo)
+    check("/v1/predict", "post", "200", client.post("/v1/predict", files=upload("cat.bmp", (
+        TESTDATA / "cat.bmp").read_bytes())))
+    check("/v1/predict", "post", "415", client.post("/v1/predict", files=upload("x.jpg", b"x")))
+    check("/v1/predict", "post", "422", client.post("/v1/predict", files=upload("e.jpg", b"")))
+    check("/v1/predict", "post", "422", client.post("/v1/predict"))  # FastAPI's field errors
+    check("/v1/jobs/{job_id}", "get", "200", client.get(f"/v1/jobs/{lecture['id']}"))
+    check("/v1/jobs/{job_id}", "get", "404", client.get("/v1/jobs/" + "0" * 32))
+    for path, method, codes in (("/v1/predict", "post", {"401", "413", "415"}),
+                                ("/v1/jobs/{job_id}", "get", {"401"}),
+                                ("/v1/jobs", "post", {"202", "401", "413", "415", "429"}),
+                                ("/v1/jobs", "get", {"200", "401"})):
+        for code in codes:
+            assert "$ref" in schema(path, method, code) or schema(path, method, code)["items"]
+    # the declared faces are specific: a face without its scores is not a valid answer
+    face = photo.json()["faces"][0]
+    broken = {**photo.json(), "faces": [{k: v for k, v in face.items() if k != "scores"}]}
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.Draft202012Validator(schema("/v1/predict", "post", "200")).validate(broken)
+
+
+def test_settings_are_validated_in_one_place(monkeypatch, tmp_path):
+    import subprocess
+    import sys
+
+    from emotrace.errors import ConfigError
+
+    for values, message in (({"workers": 0}, "workers must be at least 1, got 0"),
+                            ({"retention_days": -1}, "retention_days must be positive, got -1"),
+                            ({"token": "short"}, "the token must be at least 8 characters long"),
+                            ({"max_queued": 3}, "max_queued: no such server setting")):
+        with pytest.raises(ConfigError) as refused:
+            ServerSettings(data_dir=tmp_path, **values)
+        assert str(refused.value) == message
+    monkeypatch.setenv("EMOTRACE_MAX_QUEUED_JOBS", "3")
+    monkeypatch.setenv("EMOTRACE_TOKEN", TOKEN)
+    settings = ServerSettings(data_dir=tmp_path, cors_origins=("http://app.example/",))
+    assert (settings.max_queued_jobs, settings.token) == (3, TOKEN)
+    assert settings.cors_origins == ("http://app.example",)
+    monkeypatch.delenv("EMOTRACE_TOKEN")
+    serve = subprocess.run([sys.executable, "-m", "emotrace.cli.main", "serve", "--data-dir",
+                            str(tmp_path), "--max-queued", "0"], capture_output=True, text=True,
+                           timeout=60, env={**__import__("os").environ,
+                                            "EMOTRACE_MAX_QUEUED_JOBS": "5"})
+    assert serve.returncode == 2
+    assert serve.stderr.strip().endswith("max_queued_jobs must be at least 1, got 0")

@@ -1,11 +1,9 @@
 """The service under the cases users (and attackers) actually hit: a second server on the same
 folder, large photos, uploads without the token, concurrent uploads, other sites' pages, deleted
-jobs' traces (issue 29). Real servers on real sockets, started and stopped by the tests."""
+jobs' traces (issue 29). Real servers on real sockets, started and stopped by the tests; one
+server (default settings) serves the module's tests that need no settings of their own."""
 
-import io
 import json
-import os
-import signal
 import socket
 import sqlite3
 import stat
@@ -36,6 +34,21 @@ def clip(tmp_path_factory) -> bytes:
     path = write_panning_video(TESTDATA / "face.jpg", tmp_path_factory.mktemp("clip") / "c.mp4",
                                frames=20, step=3)
     return path.read_bytes()
+
+
+@pytest.fixture(scope="module")
+def long_clip(tmp_path_factory) -> Path:
+    """900 frames (a job that runs long enough to be interrupted, cancelled or watched)."""
+    return write_panning_video(TESTDATA / "face.jpg", tmp_path_factory.mktemp("long") / "long.mp4",
+                               frames=900, step=0)
+
+
+@pytest.fixture(scope="module")
+def client(tmp_path_factory):
+    """The module's server through the test client (default settings)."""
+    data = tmp_path_factory.mktemp("shared") / "data"
+    with TestClient(create_app(ServerSettings(data_dir=data))) as client:
+        yield client
 
 
 @pytest.fixture(scope="module")
@@ -94,27 +107,34 @@ def stop(process: subprocess.Popen) -> None:
             process.wait()
 
 
-def test_a_second_server_on_the_same_folder_or_port_leaves_the_running_job_alone(tmp_path):
-    video = write_panning_video(TESTDATA / "face.jpg", tmp_path / "long.mp4", frames=900, step=0)
+def test_a_second_server_on_the_same_folder_or_port_leaves_the_running_job_alone(tmp_path,
+                                                                                 long_clip):
     data, port = tmp_path / "data", free_port()
     first = start_server(data, port)
     try:
         wait_until_up(first, port)
         base = f"http://127.0.0.1:{port}"
-        job_id = httpx.post(f"{base}/v1/jobs", files=upload("long.mp4", video.read_bytes()),
+        job_id = httpx.post(f"{base}/v1/jobs", files=upload("long.mp4", long_clip.read_bytes()),
                             timeout=30).json()["id"]
         deadline = time.time() + 60
         while httpx.get(f"{base}/v1/jobs/{job_id}").json()["progress"]["frames_done"] == 0:
             assert time.time() < deadline
             time.sleep(0.2)
-        same_port = subprocess.run([*CLI, "serve", "--port", str(port), "--data-dir", str(data)],
-                                   capture_output=True, text=True, timeout=60)
-        assert same_port.returncode == 2 and "cannot listen on" in same_port.stderr
-        same_folder = subprocess.run([*CLI, "serve", "--port", str(free_port()), "--data-dir",
-                                      str(data)], capture_output=True, text=True, timeout=60)
-        assert same_folder.returncode == 2, same_folder.stderr
-        assert f"in use by another emotrace serve (process {first.pid})" in same_folder.stderr
-        assert "Traceback" not in same_port.stderr + same_folder.stderr
+        # both at once: each must stop by itself, before it touches the job
+        same_port, same_folder = (subprocess.Popen(
+            [*CLI, "serve", "--port", str(chosen), "--data-dir", str(data)],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            for chosen in (port, free_port()))
+        try:
+            port_err, folder_err = (same_port.communicate(timeout=60)[1],
+                                    same_folder.communicate(timeout=60)[1])
+        finally:
+            stop(same_port)
+            stop(same_folder)
+        assert same_port.returncode == 2 and "cannot listen on" in port_err
+        assert same_folder.returncode == 2, folder_err
+        assert f"in use by another emotrace serve (process {first.pid})" in folder_err
+        assert "Traceback" not in port_err + folder_err
         job = httpx.get(f"{base}/v1/jobs/{job_id}").json()
         assert job["status"] == "running" and job["warning"] is None, job
         with sqlite3.connect(data / "jobs.sqlite") as db:
@@ -137,31 +157,31 @@ def test_job_errors_never_carry_server_paths(tmp_path, clip):
 
 
 # 2. decoding off the event loop -----------------------------------------------------------------
-def test_a_large_photo_does_not_stall_other_requests(tmp_path):
+def test_a_large_photo_does_not_stall_other_requests(tmp_path, guarded):
     big = write_png_bomb(tmp_path / "big.png", side=9999).read_bytes()  # 100 MP, under the limit
-    with ThreadedServer(create_app(ServerSettings(data_dir=tmp_path / "data"))) as server:
-        answers = []
-        posting = threading.Thread(target=lambda: answers.append(httpx.post(
-            f"{server.url}/v1/predict", files=upload("big.png", big), timeout=120)))
-        posting.start()
-        worst = 0.0
-        while posting.is_alive():
-            started = time.perf_counter()
-            assert httpx.get(f"{server.url}/health", timeout=30).status_code == 200
-            worst = max(worst, time.perf_counter() - started)
-            time.sleep(0.05)
-        assert answers[0].status_code == 200 and answers[0].json()["faces"] == []
-        assert worst < 1.0, f"/health waited {worst:.1f} s while the photo was decoded"
+    server = guarded
+    answers = []
+    posting = threading.Thread(target=lambda: answers.append(httpx.post(
+        f"{server.url}/v1/predict", files=upload("big.png", big), timeout=120,
+        headers={"Authorization": f"Bearer {TOKEN}"})))
+    posting.start()
+    worst = 0.0
+    while posting.is_alive():
+        started = time.perf_counter()
+        assert httpx.get(f"{server.url}/health", timeout=30).status_code == 200
+        worst = max(worst, time.perf_counter() - started)
+        time.sleep(0.05)
+    assert answers[0].status_code == 200 and answers[0].json()["faces"] == []
+    assert worst < 1.0, f"/health waited {worst:.1f} s while the photo was decoded"
 
 
-def test_webcam_frames_have_a_small_pixel_cap(tmp_path):
+def test_webcam_frames_have_a_small_pixel_cap(tmp_path, client):
     frame = write_png_bomb(tmp_path / "frame.png", side=5000).read_bytes()  # 25 MP
-    with TestClient(create_app(ServerSettings(data_dir=tmp_path / "data"))) as client:
-        with client.websocket_connect("/v1/stream") as ws:
-            ws.send_bytes(frame)
-            assert "image too large (5000x5000 = 25 MP" in ws.receive_json()["error"]
-            ws.send_bytes(PHOTO)
-            assert len(ws.receive_json()["faces"]) == 4
+    with client.websocket_connect("/v1/stream") as ws:
+        ws.send_bytes(frame)
+        assert "image too large (5000x5000 = 25 MP" in ws.receive_json()["error"]
+        ws.send_bytes(PHOTO)
+        assert len(ws.receive_json()["faces"]) == 4
 
 
 def test_concurrent_decodes_are_bounded_by_the_memory_budget():
@@ -241,26 +261,25 @@ def test_max_queued_holds_under_concurrent_uploads(tmp_path, clip):
 
 
 # 9. DNS rebinding and cross-site requests ------------------------------------------------------
-def test_localhost_server_refuses_other_hosts_and_cross_site_requests(tmp_path):
-    with TestClient(create_app(ServerSettings(data_dir=tmp_path))) as client:
-        rebound = client.get("/v1/jobs", headers={"Host": "attacker.example:8000"})
-        assert rebound.status_code == 400 and "localhost only" in rebound.json()["detail"]
-        assert client.get("/v1/jobs", headers={"Host": "localhost:8000"}).status_code == 200
-        cross = client.post("/v1/predict", files=upload("face.jpg", PHOTO),
-                            headers={"Origin": "http://evil.example"})
-        assert cross.status_code == 403 and "--cors-origin" in cross.json()["detail"]
-        same = client.post("/v1/predict", files=upload("face.jpg", PHOTO),
-                           headers={"Origin": "http://127.0.0.1"})
-        assert same.status_code == 200
-        with pytest.raises(Exception):
-            with client.websocket_connect("/v1/stream",
-                                          headers={"Origin": "http://evil.example"}) as ws:
-                ws.receive_json()
-        with client.websocket_connect("/v1/stream", headers={"Origin": "http://127.0.0.1"}) as ws:
-            ws.send_bytes(PHOTO)
-            assert len(ws.receive_json()["faces"]) == 4
+def test_localhost_server_refuses_other_hosts_and_cross_site_requests(tmp_path, client):
+    rebound = client.get("/v1/jobs", headers={"Host": "attacker.example:8000"})
+    assert rebound.status_code == 400 and "localhost only" in rebound.json()["detail"]
+    assert client.get("/v1/jobs", headers={"Host": "localhost:8000"}).status_code == 200
+    cross = client.post("/v1/predict", files=upload("face.jpg", PHOTO),
+                        headers={"Origin": "http://evil.example"})
+    assert cross.status_code == 403 and "--cors-origin" in cross.json()["detail"]
+    same = client.post("/v1/predict", files=upload("face.jpg", PHOTO),
+                       headers={"Origin": "http://127.0.0.1"})
+    assert same.status_code == 200
+    with pytest.raises(Exception):
+        with client.websocket_connect("/v1/stream",
+                                      headers={"Origin": "http://evil.example"}) as ws:
+            ws.receive_json()
+    with client.websocket_connect("/v1/stream", headers={"Origin": "http://127.0.0.1"}) as ws:
+        ws.send_bytes(PHOTO)
+        assert len(ws.receive_json()["faces"]) == 4
     allowed = ServerSettings(data_dir=tmp_path / "b", cors_origins=("http://app.example",))
-    with TestClient(create_app(allowed)) as client:
+    with TestClient(create_app(allowed)) as client:  # no lifespan needed: no job runs
         answer = client.post("/v1/predict", files=upload("face.jpg", PHOTO),
                              headers={"Origin": "http://app.example"})
         assert answer.status_code == 200
@@ -287,47 +306,43 @@ def test_deleted_jobs_leave_no_trace_and_files_are_private(tmp_path, clip):
 
 
 # 3. job options and the time left --------------------------------------------------------------
-def test_a_job_can_skip_the_video_and_choose_every_and_the_model(tmp_path, clip):
-    with TestClient(create_app(ServerSettings(data_dir=tmp_path))) as client:
-        unknown = client.post("/v1/jobs?model=huge", files=upload("v.mp4", clip))
-        assert unknown.status_code == 422
-        job_id = client.post("/v1/jobs?annotate=false&every=2&model=fast",
-                             files=upload("v.mp4", clip)).json()["id"]
-        job = wait_for(client, job_id)
-        assert job["status"] == "done", job
-        assert job["options"] == {"annotate": False, "every": 2, "model": "fast"}
-        assert job["progress"]["frames_done"] == job["progress"]["frames_total"] == 10
-        assert client.get(f"/v1/jobs/{job_id}/summary").json()["frames"] == 10
-        assert client.get(f"/v1/jobs/{job_id}/timeline.png").status_code == 200
-        assert client.get(f"/v1/jobs/{job_id}/video").status_code == 404
+def test_a_job_can_skip_the_video_and_choose_every_and_the_model(client, clip):
+    unknown = client.post("/v1/jobs?model=huge", files=upload("v.mp4", clip))
+    assert unknown.status_code == 422
+    job_id = client.post("/v1/jobs?annotate=false&every=2&model=fast",
+                         files=upload("v.mp4", clip)).json()["id"]
+    job = wait_for(client, job_id)
+    assert job["status"] == "done", job
+    assert job["options"] == {"annotate": False, "every": 2, "model": "fast"}
+    assert job["progress"]["frames_done"] == job["progress"]["frames_total"] == 10
+    assert client.get(f"/v1/jobs/{job_id}/summary").json()["frames"] == 10
+    assert client.get(f"/v1/jobs/{job_id}/timeline.png").status_code == 200
+    assert client.get(f"/v1/jobs/{job_id}/video").status_code == 404
 
 
-def test_a_running_job_shows_the_time_left_and_can_be_cancelled(tmp_path):
-    long = write_panning_video(TESTDATA / "face.jpg", tmp_path / "long.mp4", frames=600, step=0)
-    with TestClient(create_app(ServerSettings(data_dir=tmp_path / "data"))) as client:
-        job_id = client.post("/v1/jobs", files=upload("long.mp4", long.read_bytes())).json()["id"]
-        deadline = time.time() + 60
-        while (job := client.get(f"/v1/jobs/{job_id}").json())["progress"]["eta_s"] is None:
-            assert time.time() < deadline, job
-            time.sleep(0.1)
-        progress = job["progress"]
-        assert job["status"] == "running" and progress["eta_s"] > 0
-        expected = (progress["frames_total"] - progress["frames_done"]) / progress["fps"]
-        assert abs(progress["eta_s"] - expected) < 0.2
-        assert client.delete(f"/v1/jobs/{job_id}").status_code == 204
-        assert client.get(f"/v1/jobs/{job_id}").status_code == 404
-        assert not (tmp_path / "data" / "jobs" / job_id).exists()
+def test_a_running_job_shows_the_time_left_and_can_be_cancelled(client, long_clip):
+    job_id = client.post("/v1/jobs", files=upload("long.mp4", long_clip.read_bytes())).json()["id"]
+    deadline = time.time() + 60
+    while (job := client.get(f"/v1/jobs/{job_id}").json())["progress"]["eta_s"] is None:
+        assert time.time() < deadline, job
+        time.sleep(0.1)
+    progress = job["progress"]
+    assert job["status"] == "running" and progress["eta_s"] > 0
+    expected = (progress["frames_total"] - progress["frames_done"]) / progress["fps"]
+    assert abs(progress["eta_s"] - expected) < 0.2
+    assert client.delete(f"/v1/jobs/{job_id}").status_code == 204
+    assert client.get(f"/v1/jobs/{job_id}").status_code == 404
+    assert not client.app.state.store.files(job_id).root.exists()
 
 
 # 6. restart accounting ----------------------------------------------------------------------------
-def test_clean_stops_cost_a_job_nothing_and_deaths_fail_it_the_third_time(tmp_path):
-    long = write_panning_video(TESTDATA / "face.jpg", tmp_path / "long.mp4", frames=600, step=0)
+def test_clean_stops_cost_a_job_nothing_and_deaths_fail_it_the_third_time(tmp_path, long_clip):
     settings = ServerSettings(data_dir=tmp_path / "data")
     for _ in range(2):  # two clean stops (SIGTERM, Ctrl-C) while the job runs
         with TestClient(create_app(settings)) as client:
             jobs = client.get("/v1/jobs").json()
             job_id = jobs[0]["id"] if jobs else client.post(
-                "/v1/jobs", files=upload("long.mp4", long.read_bytes())).json()["id"]
+                "/v1/jobs", files=upload("long.mp4", long_clip.read_bytes())).json()["id"]
             while client.get(f"/v1/jobs/{job_id}").json()["progress"]["frames_done"] == 0:
                 time.sleep(0.1)
         job = client.app.state.store.get(job_id)
@@ -359,19 +374,38 @@ def write_clip(path: Path, container: str, codec: str, frames: int = 24) -> Path
     return path
 
 
-@pytest.mark.parametrize("name, container, codec", [
-    ("clip.ts", "mpegts", "mpeg2video"), ("clip.wmv", "asf", "wmv2"),
-    ("clip.mpg", "mpeg", "mpeg1video"), ("clip.flv", "flv", "flv")])
-def test_videos_the_cli_reads_are_jobs_too(tmp_path, name, container, codec):
+FORMATS = {"clip.ts": ("mpegts", "mpeg2video"), "clip.wmv": ("asf", "wmv2"),
+           "clip.mpg": ("mpeg", "mpeg1video"), "clip.flv": ("flv", "flv")}
+
+
+@pytest.fixture(scope="module")
+def formats(tmp_path_factory, client) -> dict:
+    """Each of :data:`FORMATS` read by the CLI (one run, with a copy that lost its suffix) and
+    posted as a job (as ``upload.bin``) to the module's server: the CLI's exit status and
+    stderr, and each job when it ended."""
     pytest.importorskip("av")
-    path = write_clip(tmp_path / name, container, codec)
-    cli = subprocess.run([*CLI, "predict", str(path), "--csv", str(tmp_path / "f.csv")],
-                         capture_output=True, text=True, timeout=120)
-    assert cli.returncode == 0, cli.stderr
-    with TestClient(create_app(ServerSettings(data_dir=tmp_path / "data"))) as client:
+    folder = tmp_path_factory.mktemp("formats")
+    paths = [write_clip(folder / name, *FORMATS[name]) for name in FORMATS]
+    (folder / "no-suffix").write_bytes(paths[0].read_bytes())  # sniffed, read as a video
+    cli = subprocess.run([*CLI, "predict", *map(str, paths), str(folder / "no-suffix"),
+                          "--csv", str(folder / "f.csv")], capture_output=True, text=True,
+                         timeout=300)
+    ids = {}
+    for path in paths:
         created = client.post("/v1/jobs", files=upload("upload.bin", path.read_bytes()))
         assert created.status_code == 202, created.text
-        job = wait_for(client, created.json()["id"])
+        ids[path.name] = created.json()["id"]
+    return {"cli": cli, "csv": (folder / "f.csv").read_text() if cli.returncode == 0 else "",
+            "jobs": {name: wait_for(client, job_id) for name, job_id in ids.items()}}
+
+
+@pytest.mark.parametrize("name", FORMATS)
+def test_videos_the_cli_reads_are_jobs_too(formats, name):
+    cli = formats["cli"]
+    assert cli.returncode == 0, cli.stderr  # every clip read whole, the suffix-less one too
+    sources = {Path(line.split(",", 1)[0]).name for line in formats["csv"].splitlines()[1:]}
+    assert name in sources and "no-suffix" in sources
+    job = formats["jobs"][name]
     assert job["status"] == "done", job
     assert job["progress"]["frames_done"] == job["progress"]["frames_total"] == 24
 
@@ -403,20 +437,19 @@ def test_webcam_with_a_wrong_token_is_told_why(tmp_path):
     assert closed.value.code == 1008 and "token" in closed.value.reason
 
 
-def test_job_ids_with_a_trailing_newline_and_error_codes_in_openapi(tmp_path):
+def test_job_ids_with_a_trailing_newline_and_error_codes_in_openapi(client):
     from emotrace.server.jobs import valid_job_id
 
     assert valid_job_id("0" * 32) and not valid_job_id("0" * 32 + "\n")
-    with TestClient(create_app(ServerSettings(data_dir=tmp_path))) as client:
-        assert client.get("/v1/jobs/" + "0" * 32 + "%0A").status_code == 404
-        paths = client.get("/openapi.json").json()["paths"]
+    assert client.get("/v1/jobs/" + "0" * 32 + "%0A").status_code == 404
+    paths = client.get("/openapi.json").json()["paths"]
     assert set(paths["/v1/jobs"]["post"]["responses"]) >= {"202", "401", "413", "415", "429"}
     assert set(paths["/v1/predict"]["post"]["responses"]) >= {"200", "401", "413", "415", "422"}
     assert set(paths["/v1/jobs/{job_id}/video"]["get"]["responses"]) >= {"401", "404", "409"}
     assert set(paths["/v1/jobs/{job_id}"]["delete"]["responses"]) >= {"204", "401", "404"}
 
 
-def test_annotated_photo_numbers_its_faces_like_the_table(tmp_path):
+def test_annotated_photo_numbers_its_faces_like_the_table(client):
     import base64
 
     import cv2
@@ -425,8 +458,7 @@ def test_annotated_photo_numbers_its_faces_like_the_table(tmp_path):
     from emotrace import Recognizer
     from emotrace.server.pool import label_box
 
-    with TestClient(create_app(ServerSettings(data_dir=tmp_path))) as client:
-        answer = client.post("/v1/predict?annotate=true", files=upload("face.jpg", PHOTO)).json()
+    answer = client.post("/v1/predict?annotate=true", files=upload("face.jpg", PHOTO)).json()
     image = cv2.imdecode(np.frombuffer(base64.b64decode(answer["annotated"].split(",")[1]),
                                        np.uint8), cv2.IMREAD_COLOR)
     plain = Recognizer().predict(TESTDATA / "face.jpg")[0].draw()
@@ -442,25 +474,24 @@ def test_annotated_photo_numbers_its_faces_like_the_table(tmp_path):
 
 
 # person thumbnails (the per-person table of the page) -----------------------------------------
-def test_person_thumbnails_are_served_for_their_job_only(tmp_path, clip):
-    with TestClient(create_app(ServerSettings(data_dir=tmp_path))) as client:
-        job_id = client.post("/v1/jobs", files=upload("talk.mp4", clip)).json()["id"]
-        assert wait_for(client, job_id)["status"] == "done"
-        summary = client.get(f"/v1/jobs/{job_id}/summary").json()
-        people = [f for f in summary["faces"] if f.get("thumbnail")]
-        assert people and all(f["thumbnail"] == f"talk.person-{f['person_id']}.jpg"
-                              for f in people)
-        for person in people:
-            image = client.get(f"/v1/jobs/{job_id}/people/{person['person_id']}.jpg")
-            assert image.status_code == 200 and image.headers["content-type"] == "image/jpeg"
-            assert image.content[:3] == b"\xff\xd8\xff"
-        missing = max(f["person_id"] for f in people) + 1
-        for bad in (str(missing), "0", "01", "-1", "1x", "1%0A", "..%2Ftalk.summary",
-                    "99999999999"):
-            assert client.get(f"/v1/jobs/{job_id}/people/{bad}.jpg").status_code == 404, bad
-        assert client.get(f"/v1/jobs/{'0' * 32}/people/1.jpg").status_code == 404
-        uploading, _ = client.app.state.store.reserve("u.mp4", ".mp4", 10)
-        assert client.get(f"/v1/jobs/{uploading}/people/1.jpg").status_code == 404
+def test_person_thumbnails_are_served_for_their_job_only(client, clip):
+    job_id = client.post("/v1/jobs", files=upload("talk.mp4", clip)).json()["id"]
+    assert wait_for(client, job_id)["status"] == "done"
+    summary = client.get(f"/v1/jobs/{job_id}/summary").json()
+    people = [f for f in summary["faces"] if f.get("thumbnail")]
+    assert people and all(f["thumbnail"] == f"talk.person-{f['person_id']}.jpg"
+                          for f in people)
+    for person in people:
+        image = client.get(f"/v1/jobs/{job_id}/people/{person['person_id']}.jpg")
+        assert image.status_code == 200 and image.headers["content-type"] == "image/jpeg"
+        assert image.content[:3] == b"\xff\xd8\xff"
+    missing = max(f["person_id"] for f in people) + 1
+    for bad in (str(missing), "0", "01", "-1", "1x", "1%0A", "..%2Ftalk.summary",
+                "99999999999"):
+        assert client.get(f"/v1/jobs/{job_id}/people/{bad}.jpg").status_code == 404, bad
+    assert client.get(f"/v1/jobs/{'0' * 32}/people/1.jpg").status_code == 404
+    uploading, _ = client.app.state.store.reserve("u.mp4", ".mp4", 10)
+    assert client.get(f"/v1/jobs/{uploading}/people/1.jpg").status_code == 404
 
 
 def test_headers_at_one_byte_a_second_are_cut(tmp_path, monkeypatch):

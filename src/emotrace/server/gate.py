@@ -79,15 +79,15 @@ class RequestGate:
         host = headers.get("host", "")
         allowed = self.settings.allowed_hosts
         if allowed is not None and hostname(host) not in allowed:
-            return (400, "this server answers to localhost only (the Host header names another "
-                         "host); use http://127.0.0.1 or serve with --host", {})
+            return (400, ("this server answers to localhost only (the Host header names another "
+                          "host); use http://127.0.0.1 or serve with --host"), {})
         origin = headers.get("origin")
         if (origin is not None and (scope["type"] == "websocket"
                                     or scope["method"] not in _SAFE_METHODS)
                 and origin.rstrip("/") not in self.settings.cors_origins
                 and urlsplit(origin).netloc != host):
-            return (403, "cross-origin request refused; the server allows other sites' pages "
-                         "only with --cors-origin", {})
+            return (403, ("cross-origin request refused; the server allows other sites' pages "
+                          "only with --cors-origin"), {})
         if (scope["type"] == "http" and scope["path"].startswith("/v1")
                 and self.settings.token is not None and scope["method"] != "OPTIONS"):
             scheme, _, given = headers.get("authorization", "").partition(" ")

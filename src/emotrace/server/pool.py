@@ -133,7 +133,7 @@ class RecognizerPool:
         answer = result.to_dict()
         if annotate:
             drawn = number_faces(result.draw(), [face.box for face in result.faces])
-            ok, jpeg = cv2.imencode(".jpg", drawn, [cv2.IMWRITE_JPEG_QUALITY, 90])
+            _, jpeg = cv2.imencode(".jpg", drawn, [cv2.IMWRITE_JPEG_QUALITY, 90])
             answer["annotated"] = "data:image/jpeg;base64," + base64.b64encode(jpeg).decode()
         return answer
 

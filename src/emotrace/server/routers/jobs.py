@@ -11,8 +11,14 @@ from fastapi.responses import FileResponse
 
 from emotrace.inference.classifier import SHIPPED_MODELS
 from emotrace.inference.sources import SNIFF_BYTES, VIDEO_FORMAT_NAMES, sniff_video
-from emotrace.server.deps import (ExistingJob, FinishedJob, Runner, Settings, Store,
-                                  authorised)
+from emotrace.server.deps import (
+    ExistingJob,
+    FinishedJob,
+    Runner,
+    Settings,
+    Store,
+    authorised,
+)
 from emotrace.server.jobs import RESULT_FILES, public_job
 from emotrace.server.routers.predict import display_name
 from emotrace.server.schemas import Job, JobCreated, VideoSummary, error_responses
