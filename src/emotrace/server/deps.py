@@ -65,7 +65,7 @@ def existing_job(job_id: str, store: Store) -> dict[str, Any]:
 ExistingJob = Annotated[dict[str, Any], Depends(existing_job)]
 
 
-def finished_job(job: ExistingJob) -> dict[str, Any]:
+async def finished_job(job: ExistingJob) -> dict[str, Any]:
     """The job row, once it is done (409 before)."""
     if job["status"] != "done":
         raise HTTPException(status.HTTP_409_CONFLICT, f"the job is {job['status']}, not done")

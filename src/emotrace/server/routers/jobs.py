@@ -1,7 +1,5 @@
 """``/v1/jobs``: video jobs (post, list, progress, results, delete)."""
 
-import os
-import shutil
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -20,9 +18,9 @@ from emotrace.server.deps import (
     authorised,
 )
 from emotrace.server.jobs import RESULT_FILES, public_job
-from emotrace.server.routers.predict import display_name
 from emotrace.server.schemas import Job, JobCreated, VideoSummary, error_responses
 from emotrace.server.settings import MB
+from emotrace.server.uploads import copy_upload, display_name
 
 router = APIRouter(prefix="/v1/jobs", tags=["video jobs"], dependencies=[Depends(authorised)])
 ShippedModel = Literal[tuple(SHIPPED_MODELS)]  # type: ignore[valid-type]
@@ -58,7 +56,7 @@ async def create_job(
                             headers={"Retry-After": "30"})
     job_id, path = reserved
     try:
-        await anyio.to_thread.run_sync(_copy_upload, file.file, path)
+        await anyio.to_thread.run_sync(copy_upload, file.file, path)
     except BaseException:
         store.delete(job_id)
         raise
@@ -126,8 +124,3 @@ async def delete_job(job_id: str, job: ExistingJob, store: Store, runner: Runner
         return
     store.delete(job_id)
 
-
-def _copy_upload(source, target: Path) -> None:
-    """Write the upload to ``target`` (a new file, owner-only)."""
-    with os.fdopen(os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "wb") as handle:
-        shutil.copyfileobj(source, handle, 1024 * 1024)

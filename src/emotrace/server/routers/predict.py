@@ -1,6 +1,5 @@
 """``POST /v1/predict``: the faces of one photo."""
 
-from pathlib import Path
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, File, HTTPException, UploadFile, status
@@ -8,7 +7,7 @@ from fastapi import APIRouter, Depends, File, HTTPException, UploadFile, status
 from emotrace.data.images import ImageError, NotAnImageError
 from emotrace.server.deps import Pool, Settings, authorised
 from emotrace.server.schemas import PhotoPrediction, error_responses
-from emotrace.server.settings import MB
+from emotrace.server.uploads import display_name, read_upload
 
 router = APIRouter(prefix="/v1", tags=["photos"], dependencies=[Depends(authorised)])
 
@@ -29,17 +28,3 @@ async def predict(file: Annotated[UploadFile, File(description="an image")], poo
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(error)) from None
     return PhotoPrediction.model_validate(answer)
 
-
-async def read_upload(file: UploadFile, limit: int) -> bytes:
-    """The upload's bytes; 413 when it has more than ``limit``."""
-    data = await file.read(limit + 1)
-    if len(data) > limit:
-        raise HTTPException(status.HTTP_413_CONTENT_TOO_LARGE,
-                            f"the file is larger than {limit // MB} MB")
-    return data
-
-
-def display_name(filename: str | None, default: str) -> str:
-    """The upload's base name, for display only (never used as a path)."""
-    name = Path((filename or "").replace("\\", "/")).name
-    return name[:200] or default
