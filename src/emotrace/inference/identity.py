@@ -47,6 +47,20 @@ RECHECK_AFTER = (10, 30)
 #: ...only when someone known not in view resembled it at least this much at its birth (a
 #: stranger to everyone is not embedded again: in a crowd each recheck costs a frame's worth).
 RECHECK_FROM = 0.15
+#: A face is worth embedding when YuNet scores it at least this (its detection threshold is
+#: 0.6) and its box does not touch the frame's border. A face half hidden by an occluder, or
+#: entering at the border, scores 0.6-0.7 and embeds poorly: on the hardest clip of
+#: ``benchmarks/identity.py`` a face coming out from behind an occluder scored 0.68 and
+#: resembled its own person 0.22 (0.55 one frame later, scored 0.83), so it became a new
+#: person until a recheck found it ten frames later: an id that should never have existed.
+GOOD_SCORE = 0.8
+#: A new track whose face is not yet worth embedding, while someone known is out of view whom
+#: it could be, waits (no person id) until its face is (or stops improving: a small face that
+#: always scores low is taken as it is), at most this many frames (a third of a second).
+WAIT_FRAMES = 10
+#: A waiting face keeps waiting only while its score rises at least this much per detection.
+RISING = 0.02
+EDGE = 2  # pixels: a box this close to the frame's border is cut off by it
 #: Tracks unseen for this many frames are dropped (the tracker retires them far sooner).
 FORGET_TRACK_AFTER = 600
 THUMBNAIL_MARGIN = 0.25  # of the face box, on each side
@@ -183,6 +197,25 @@ class _Track:
     rechecks: list[int] = field(default_factory=list)  # frames still to look again at
 
 
+@dataclass
+class _Waiting:
+    """A new track whose face is not yet worth embedding (see ``WAIT_FRAMES``)."""
+
+    since: int  # frame of its first detection
+    score: float  # its latest detection score
+    seen_at: int
+
+
+def worth_embedding(detection: Detection, shape: tuple[int, ...]) -> bool:
+    """Whether a face is seen well enough to tell who it is: landmarks, a detection score of
+    at least ``GOOD_SCORE`` (or none given), and a box clear of the frame's border."""
+    if detection.landmarks is None:
+        return False
+    x, y, w, h = detection.box
+    inside = x >= EDGE and y >= EDGE and x + w <= shape[1] - EDGE and y + h <= shape[0] - EDGE
+    return inside and (detection.score is None or detection.score >= GOOD_SCORE)
+
+
 class PersonGallery:
     """Person ids for the motion tracks of one video (see the module docstring).
 
@@ -208,22 +241,24 @@ class PersonGallery:
         self.embed, self.threshold, self.refresh_every = embed, threshold, refresh_every
         self.people: dict[int, Person] = {}
         self.tracks: dict[int, _Track] = {}
+        self.waiting: dict[int, _Waiting] = {}
         self.embeddings = 0  # embeddings computed (cost accounting)
         self._next_id = 1
         self._next_refresh = refresh_every
         self.improved: set[int] = set()  # people whose thumbnail got better in the last update
 
     def person_of(self, track_id: int) -> int | None:
-        """The person id of a known track (None for a track never seen)."""
+        """The person id of a known track (None for a track never seen or still waiting)."""
         track = self.tracks.get(track_id)
         return None if track is None else track.person
 
     def forget_tracks(self) -> None:
         """After a cut: every track ended; the people stay in the gallery."""
         self.tracks.clear()
+        self.waiting.clear()
 
     def update(self, image: np.ndarray, detections: list[Detection], track_ids: list[int],
-               frame: int) -> list[int]:
+               frame: int) -> list[int | None]:
         """The person id of each face of a frame where faces were detected (same order).
 
         Args:
@@ -232,11 +267,12 @@ class PersonGallery:
             track_ids: their motion-track ids.
             frame: the frame's index (schedules the periodic refresh).
         Returns:
-            one person id per face.
+            one person id per face; None for a new face still waiting to be seen well enough
+            to tell who it is (see ``WAIT_FRAMES``).
         """
         self.improved = set()
-        born = [i for i, t in enumerate(track_ids) if t not in self.tracks]
         taken = {self.tracks[t].person for t in track_ids if t in self.tracks}
+        born = self._ready(image, detections, track_ids, taken, frame)
         views: dict[int, tuple[np.ndarray, float]] = {}
         for index in born:
             embedded = self._embed(image, detections[index])
@@ -250,13 +286,44 @@ class PersonGallery:
         if frame >= self._next_refresh:
             self._refresh(image, detections, track_ids, frame, set(born))
         for track_id in track_ids:
-            self.tracks[track_id].seen_at = frame
+            (self.tracks.get(track_id) or self.waiting[track_id]).seen_at = frame
         if frame % FORGET_TRACK_AFTER == 0:
             self.tracks = {t: s for t, s in self.tracks.items()
                            if s.seen_at >= frame - FORGET_TRACK_AFTER}
-        return [self.tracks[t].person for t in track_ids]
+            self.waiting = {t: s for t, s in self.waiting.items()
+                            if s.seen_at >= frame - FORGET_TRACK_AFTER}
+        return [self.person_of(t) for t in track_ids]
 
     # -- steps ---------------------------------------------------------------------------------
+    def _ready(self, image: np.ndarray, detections: list[Detection], track_ids: list[int],
+               taken: set[int], frame: int) -> list[int]:
+        """The new tracks of this frame to give a person now (indices); the others wait.
+
+        A new face waits only while someone known is out of view (whom it could be: with
+        nobody to find, the face can only be a new person) and while it is not worth
+        embedding, but improving, for at most ``WAIT_FRAMES``."""
+        someone_away = any(p.id not in taken and p.embeddings for p in self.people.values())
+        ready = []
+        for index, track_id in enumerate(track_ids):
+            if track_id in self.tracks:
+                continue
+            detection = detections[index]
+            score = -1.0 if detection.score is None else float(detection.score)
+            waiting = self.waiting.get(track_id)
+            if (not someone_away or detection.landmarks is None
+                    or worth_embedding(detection, image.shape)):
+                go = True
+            elif waiting is None:
+                self.waiting[track_id] = _Waiting(frame, score, frame)
+                go = False
+            else:
+                go = frame - waiting.since >= WAIT_FRAMES or score < waiting.score + RISING
+                waiting.score = score
+            if go:
+                self.waiting.pop(track_id, None)
+                ready.append(index)
+        return ready
+
     def _embed(self, image: np.ndarray, detection: Detection) -> tuple[np.ndarray, float] | None:
         """The face's embedding and its quality as a thumbnail (None: no landmarks)."""
         embedded = self.embed(image, detection)
@@ -306,10 +373,10 @@ class PersonGallery:
                  frame: int, born: set[int]) -> None:
         """Look again at tracks that started a new person (see ``RECHECK_AFTER``): when the
         face now clearly is a known person not in view, the track takes that person's id."""
-        visible = {self.tracks[t].person for t in track_ids}
+        visible = {self.tracks[t].person for t in track_ids if t in self.tracks}
         for index, track_id in enumerate(track_ids):
-            track = self.tracks[track_id]
-            if (index in born or not track.rechecks or frame < track.rechecks[0]
+            track = self.tracks.get(track_id)
+            if (track is None or index in born or not track.rechecks or frame < track.rechecks[0]
                     or detections[index].landmarks is None):
                 continue
             while track.rechecks and frame >= track.rechecks[0]:
@@ -346,8 +413,8 @@ class PersonGallery:
                  frame: int, born: set[int]) -> None:
         """Re-embed the visible face embedded longest ago: a new view of its person, or, when it
         clearly is another (free) known person, that person's id from now on."""
-        candidates = [i for i in range(len(track_ids))
-                      if i not in born and detections[i].landmarks is not None]
+        candidates = [i for i in range(len(track_ids)) if i not in born
+                      and track_ids[i] in self.tracks and detections[i].landmarks is not None]
         if not candidates:
             return
         self._next_refresh = frame + self.refresh_every
@@ -360,7 +427,7 @@ class PersonGallery:
         track.embedded_at = frame
         own = self.people[track.person]
         if own.embeddings and own.similarity(vector) < self.threshold:
-            visible = {self.tracks[t].person for t in track_ids}
+            visible = {self.tracks[t].person for t in track_ids if t in self.tracks}
             best = max((p for p in self.people.values() if p.id not in visible and p.embeddings),
                        key=lambda p: p.similarity(vector), default=None)
             if best is not None and best.similarity(vector) >= self.threshold:
