@@ -26,7 +26,7 @@ from emotrace.data import load_dataset, select_split
 from emotrace.data.images import resize_face
 from emotrace.errors import EmotraceError
 from emotrace.evaluation.stats import mcnemar_exact, p_text
-from emotrace.inference.classifier import read_card
+from emotrace.cards import ModelCard
 from emotrace.training.ensemble import EnsembleNet, load_member
 from emotrace.training.export import check_zoom, zoom_view
 from emotrace.utils import atomic_path
@@ -159,7 +159,7 @@ def choose(args: argparse.Namespace) -> None:
     baseline = member_set(args.baseline, candidates) if args.baseline else None
     sets = [member_set(text, candidates) for text in args.sets]
     public = select_split(load_dataset(args.data, 48), "val")
-    size = max(int(read_card(p)["input"]["shape"][-1]) for p in args.members)
+    size = max(ModelCard.read(p).image_size for p in args.members)
     faces = torch.from_numpy(np.stack([resize_face(f, size) for f in public.images])
                              ).float().div(255).unsqueeze(1)
     labels = public.labels

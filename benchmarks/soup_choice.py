@@ -19,7 +19,7 @@ import json
 from pathlib import Path
 
 from emotrace.errors import EmotraceError
-from emotrace.inference.classifier import read_card
+from emotrace.cards import ModelCard
 from emotrace.training.soup import build_soup
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -28,7 +28,7 @@ ROOT = Path(__file__).resolve().parents[1]
 def label(path: str) -> str:
     """The model's name from its card, without the common prefix; runs exported under the
     default name (``RUN/model.onnx``, named ``model``) are told apart by their folder."""
-    name = str(read_card(Path(path)).get("name", Path(path).stem)).removeprefix("emotrace-")
+    name = ModelCard.read(path).name.removeprefix("emotrace-")
     return f"{Path(path).parent.name}/{name}" if name == "model" else name
 
 
@@ -70,7 +70,7 @@ def main() -> None:
     out_dir.mkdir(parents=True, exist_ok=True)
     ranked = []
     for path in args.ingredients:
-        accuracy = read_card(Path(path)).get("metrics", {}).get("val", {}).get("accuracy")
+        accuracy = ModelCard.read(path).val_accuracy
         if accuracy is None:
             raise SystemExit(f"{path}: its card has no PublicTest (val) accuracy; export it first")
         ranked.append((path, accuracy))

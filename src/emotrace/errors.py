@@ -3,6 +3,8 @@ escaping emotrace is a bug and is reported as an internal error."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 
@@ -24,3 +26,27 @@ class OutputError(EmotraceError, OSError):
     def __init__(self, path: str | Path, reason: str) -> None:
         super().__init__(f"{path}: {reason}")
         self.path, self.reason = Path(path), reason
+
+
+class UsageError(EmotraceError, ValueError):
+    """Bad input the user can fix (an option, a missing extra); one line, exit code 2."""
+
+
+@contextmanager
+def requires_extra(extra: str, what: str) -> Iterator[None]:
+    """Imports inside the block need ``emotrace[extra]``; without it, a :class:`UsageError`
+    says what to install.
+
+    Args:
+        extra: the optional dependency group (``train``, ``serve``, ``ray``).
+        what: what needs it, as the message starts (``training``, ``--ray``).
+
+    Example:
+        >>> with requires_extra("train", "export"):
+        ...     from emotrace.training import export_run  # doctest: +SKIP
+    """
+    try:
+        yield
+    except ImportError as error:
+        raise UsageError(f"{what} needs the {extra} extra: pip install 'emotrace[{extra}]' "
+                         f"({error})") from None

@@ -10,13 +10,10 @@ from pathlib import Path
 
 import yaml
 
-from emotrace.errors import EmotraceError
+from emotrace.cards import ModelCard
+from emotrace.errors import EmotraceError, UsageError, requires_extra  # noqa: F401 (API)
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
-
-
-class UsageError(EmotraceError):
-    """Bad input the user can fix; printed as one line, exit code 2."""
 
 
 def run(args: argparse.Namespace, command_line: list[str] | None = None) -> int:
@@ -60,11 +57,8 @@ def _overrides(pairs: list[str]) -> dict:
 
 
 def train(args: argparse.Namespace) -> int:
-    try:
+    with requires_extra("train", "training"):
         from emotrace.training import export_run, list_presets, load_config, train as fit
-    except ImportError as error:
-        raise UsageError(f"training needs the train extra: pip install 'emotrace[train]' "
-                         f"({error})") from None
     if args.list_presets:
         for name in list_presets():
             print(name)
@@ -141,10 +135,8 @@ def evaluate(args: argparse.Namespace) -> int:
 
 
 def export(args: argparse.Namespace) -> int:
-    try:
+    with requires_extra("train", "export"):
         from emotrace.training import export_run
-    except ImportError as error:
-        raise UsageError(f"export needs the train extra: pip install 'emotrace[train]' ({error})")
     splits = ("val", "test") if args.test else ("val",)
     out = export_run(args.run_dir, out=args.out, flip_average=args.flip, evaluate_splits=splits,
                      name=args.name, command=recorded_command(args))
@@ -180,10 +172,6 @@ def curves(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _train_extra(what: str):
-    return UsageError(f"{what} needs the train extra: pip install 'emotrace[train]'")
-
-
 def _parse_weights(text: str) -> str | list[float]:
     if text in ("rank", "equal"):
         return text
@@ -193,20 +181,16 @@ def _parse_weights(text: str) -> str | list[float]:
         raise UsageError(f"--weights takes rank, equal or numbers like 0.5,0.3,0.2; got {text!r}")
 
 
-def _report_built(what: str, out: Path, card: dict) -> None:
+def _report_built(what: str, out: Path, card: ModelCard) -> None:
     """A built model's measured accuracies and where it and its card went."""
-    for split, metrics in card["metrics"].items():
+    for split, metrics in card.metrics.items():
         print(f"{what} {split} accuracy {metrics['accuracy']:.2%}")
     print(f"exported {out} and its card {out.with_suffix('.json')}")
 
 
 def ensemble(args: argparse.Namespace) -> int:
-    import json
-
-    try:
+    with requires_extra("train", "ensemble"):
         from emotrace.training.ensemble import build_ensemble
-    except ImportError:
-        raise _train_extra("ensemble") from None
     for member in args.runs:
         if not (Path(member) / "best.ckpt").is_file() and not (
                 member.endswith(".onnx") and Path(member).is_file()):
@@ -216,8 +200,8 @@ def ensemble(args: argparse.Namespace) -> int:
                          evaluate_splits=("val", "test") if args.test else ("val",),
                          command=recorded_command(args), flip_average=args.flip,
                          zooms=sorted(set(args.zoom)), half_weights=args.half_weights)
-    card = json.loads(out.with_suffix(".json").read_text())
-    for member in card["ensemble"]["members"]:
+    card = ModelCard.read(out)
+    for member in card.ensemble["members"]:
         print(f"  {member.get('run') or member['model']}: val {member['val_acc']:.2%}, "
               f"weight {member['weight']:.3f}")
     _report_built("ensemble", out, card)
@@ -225,18 +209,14 @@ def ensemble(args: argparse.Namespace) -> int:
 
 
 def soup(args: argparse.Namespace) -> int:
-    import json
-
-    try:
+    with requires_extra("train", "soup"):
         from emotrace.training.soup import build_soup
-    except ImportError:
-        raise _train_extra("soup") from None
     out = build_soup(args.models, args.out, name=args.name, data=args.data,
                      evaluate_splits=("val", "test") if args.test else ("val",),
                      command=recorded_command(args), flip_average=args.flip,
                      renormalise=args.repair)
-    card = json.loads(out.with_suffix(".json").read_text())
-    for ingredient in card["soup"]["ingredients"]:
+    card = ModelCard.read(out)
+    for ingredient in card.soup["ingredients"]:
         accuracy = ingredient["val_acc"]
         print(f"  {ingredient['model']}: val "
               f"{'?' if accuracy is None else format(accuracy, '.2%')}")
@@ -250,11 +230,10 @@ def explain(args: argparse.Namespace) -> int:
     from emotrace.data.labels import emotion_index
     from emotrace.inference import Recognizer
     from emotrace.inference.sources import read_image, to_bgr8
-    try:
+
+    with requires_extra("train", "explain"):
         from emotrace.evaluation.gradcam import GradCAM
         from emotrace.evaluation.plots import plot_explanations
-    except ImportError:
-        raise _train_extra("explain") from None
 
     from emotrace.data.images import ImageError
     try:
@@ -262,7 +241,7 @@ def explain(args: argparse.Namespace) -> int:
     except ImageError as error:  # the reader says what is wrong, the command names the file
         raise ImageError(f"{args.image}: {error}") from None
     explainer = GradCAM(args.model)
-    detections, crops = Recognizer(explainer.classifier.path, args.detector).face_crops(image)
+    detections, crops = Recognizer(explainer.classifier.path, detector=args.detector).face_crops(image)
     if not crops:
         raise UsageError(f"{args.image}: no face found; if the image is one face crop, use "
                          "--detector none")
@@ -301,17 +280,13 @@ def study(args: argparse.Namespace) -> int:
         for name in list_studies():
             print(name)
         return EXIT_OK
-    try:
+    with requires_extra("train", "study"):
         from emotrace.experiments import run_study
-    except ImportError:
-        raise _train_extra("study") from None
     budget = {"epochs": args.epochs, "image_size": args.image_size, "subset": args.subset,
               "seeds": args.seeds, "data": args.data}
     if args.ray is not None:
-        try:
+        with requires_extra("ray", "--ray"):
             import ray  # noqa: F401
-        except ImportError as error:
-            raise UsageError(f"--ray needs the ray extra: pip install 'emotrace[ray]' ({error})")
     elif args.storage:
         raise UsageError("--storage goes with --ray (locally, --runs says where runs go)")
     report = run_study(args.name, budget, _key_values(args.weights, "--weights"),
@@ -324,13 +299,11 @@ def study(args: argparse.Namespace) -> int:
 def serve(args: argparse.Namespace) -> int:
     """Bind the port, lock the data folder, then start: a second server on the same port or
     folder stops with one line before it touches a job."""
-    try:
+    with requires_extra("serve", "serve"):
         import uvicorn
 
         from emotrace.server import ServerSettings, create_app
         from emotrace.server.http import uvicorn_config
-    except ImportError as error:
-        raise UsageError(f"serve needs the serve extra: pip install 'emotrace[serve]' ({error})")
     settings = ServerSettings(
         data_dir=Path(args.data_dir), model=args.model, token=args.token, host=args.host,
         workers=args.workers, max_image_bytes=args.max_image_mb * 1024 * 1024,

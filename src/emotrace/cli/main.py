@@ -19,6 +19,8 @@ import os
 import sys
 from collections.abc import Sequence
 
+from emotrace.config import RecognizerConfig
+
 
 MODEL_HELP = ("emotion model: a shipped one by name, 'fast' (default) or 'accurate' (an "
               "ensemble, slower), or an exported .onnx file")
@@ -76,9 +78,6 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("sources", nargs="*", metavar="SOURCE")
     predict.add_argument("--examples", action="store_true",
                          help="add the sample photos shipped with emotrace to the sources")
-    predict.add_argument("--detector", choices=("yunet", "haar", "none"), default="yunet",
-                         help="face detector; 'none' = the images are face crops (default: %(default)s)")
-    predict.add_argument("--model", help=MODEL_HELP)
     predict.add_argument("--json", action="store_true",
                          help="print one JSON line per image / frame")
     predict.add_argument("--save", metavar="DIR",
@@ -86,18 +85,6 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("--csv", metavar="FILE", help="write one row per face per frame")
     predict.add_argument("--every", type=int, default=1, metavar="N",
                          help="process every N-th video frame (default: %(default)s)")
-    predict.add_argument("--min-face", type=int, default=24, metavar="PX",
-                         help="ignore faces smaller than PX pixels; smaller values find tinier "
-                              "faces but detect more slowly (default: %(default)s)")
-    predict.add_argument("--smooth", type=float, default=0.0, metavar="A",
-                         help="video: exponential smoothing of each face's scores, 0..1 (default: off)")
-    predict.add_argument("--classify-every", type=int, default=1, metavar="K",
-                         help="video: classify each tracked face every K-th frame and carry its "
-                              "scores between (faster on crowded video; default: %(default)s)")
-    predict.add_argument("--detect-every", type=int, default=1, metavar="K",
-                         help="video: detect faces every K-th frame and follow them with the "
-                              "tracker between (faster; default: %(default)s)")
-    predict.add_argument("--no-track", action="store_true", help="video: no face ids across frames")
     predict.add_argument("--show", action="store_true", help="show a live window when a display exists")
     predict.add_argument("--ray", nargs="?", const="", default=None, metavar="ADDRESS",
                          help="spread the work over Ray: no ADDRESS starts a local Ray for the "
@@ -105,9 +92,7 @@ def build_parser() -> argparse.ArgumentParser:
                               "(needs the ray extra; --save must be a folder every node reaches)")
     predict.add_argument("--workers", type=int, metavar="N",
                          help="with --ray: at most N image actors (and N CPUs for a local Ray)")
-    predict.add_argument("--timeout", type=float, default=10.0, metavar="S",
-                         help="streams and cameras: seconds without a frame before the source is "
-                              "reported as stalled (default: %(default)s)")
+    RecognizerConfig.add_arguments(predict, MODEL_HELP)  # --model, --detector, --min-face, ...
     predict.set_defaults(run=_run("predict"))
 
     evaluate = sub.add_parser("evaluate", help="accuracy, per-class metrics, confusion matrix",

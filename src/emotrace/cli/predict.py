@@ -99,7 +99,7 @@ def _check_outputs_spare_inputs(args: argparse.Namespace, sources: list) -> None
     folder that holds inputs (an annotated copy takes its input's name)."""
     from pathlib import Path
 
-    from emotrace.cli.commands import UsageError
+    from emotrace.errors import UsageError
 
     inputs = {Path(s).resolve(): s for s in sources if isinstance(s, str) and Path(s).is_file()}
     if args.csv and args.csv != "-" and Path(args.csv).resolve() in inputs:
@@ -130,8 +130,10 @@ def _output_sinks(args: argparse.Namespace, stack: contextlib.ExitStack) -> list
 
 
 def predict(args: argparse.Namespace) -> int:
-    from emotrace.cli.commands import EXIT_FAILED, EXIT_OK, UsageError
+    from emotrace.cli.commands import EXIT_FAILED, EXIT_OK
+    from emotrace.errors import UsageError
     from emotrace.errors import OutputError
+    from emotrace.config import RecognizerConfig
     from emotrace.inference import Recognizer
     from emotrace.inference.sources import expand_sources
     from emotrace.samples import sample_photos
@@ -142,10 +144,6 @@ def predict(args: argparse.Namespace) -> int:
                          "stream URL), or --examples for the sample photos")
     if args.every < 1:
         raise UsageError(f"--every must be 1 or more, got {args.every}")
-    for option, value in (("--classify-every", args.classify_every),
-                          ("--detect-every", args.detect_every)):
-        if value < 1:
-            raise UsageError(f"{option} must be 1 or more, got {value}")
     for option, value in (("--csv", args.csv), ("--save", args.save)):
         if value is not None and not value.strip():
             raise UsageError(f"{option} needs a name, got an empty one")
@@ -153,12 +151,11 @@ def predict(args: argparse.Namespace) -> int:
         raise UsageError("--csv - and --json both write to standard output; choose one")
     if args.workers is not None and (args.workers < 1 or args.ray is None):
         raise UsageError("--workers takes a number of 1 or more and goes with --ray")
-    recognizer = Recognizer(args.model, detector=args.detector, min_face=args.min_face,
-                            track=not args.no_track, smooth=args.smooth, timeout=args.timeout,
-                            classify_every=args.classify_every, detect_every=args.detect_every)
+    config = RecognizerConfig.from_arguments(args)
+    recognizer = Recognizer(config=config)
     expanded = expand_sources(sources)
     _check_outputs_spare_inputs(args, expanded)
-    run, nodes = _pipeline(args, recognizer), set()
+    run, nodes = _pipeline(args, recognizer, config), set()
     console: ConsoleReport | None = None
     try:
         with contextlib.ExitStack() as stack:
@@ -184,19 +181,16 @@ def predict(args: argparse.Namespace) -> int:
     return EXIT_FAILED if console.failed else EXIT_OK
 
 
-def _pipeline(args: argparse.Namespace, recognizer):
+def _pipeline(args: argparse.Namespace, recognizer, config):
     """The in-process pipeline, or the same on Ray (``--ray``)."""
     if args.ray is None:
         return lambda sources, every, sinks, nodes: recognizer.run(sources, every, sinks)
-    from emotrace.cli.commands import UsageError
-    try:
-        from emotrace.distributed.ray_predict import RecognizerSpec, predict_on_ray
-    except ImportError as error:
-        raise UsageError(f"--ray needs the ray extra: pip install 'emotrace[ray]' ({error})")
-    spec = RecognizerSpec(args.model, args.detector, args.min_face, not args.no_track,
-                          args.smooth, args.timeout, args.classify_every, args.detect_every)
+    from emotrace.errors import requires_extra
+
+    with requires_extra("ray", "--ray"):
+        from emotrace.distributed.ray_predict import predict_on_ray
     return lambda sources, every, sinks, nodes: predict_on_ray(
-        spec, sources, every, sinks, address=args.ray or None, nodes=nodes, workers=args.workers)
+        config, sources, every, sinks, address=args.ray or None, nodes=nodes, workers=args.workers)
 
 
 def _written(sinks: list[Sink]) -> list[str]:

@@ -15,42 +15,27 @@ import contextlib
 import logging
 import os
 from collections.abc import Iterator, Sequence
-from dataclasses import asdict, dataclass
-from pathlib import Path
+from dataclasses import asdict
 from typing import Any
 
 import numpy as np
 
+from emotrace.config import RecognizerConfig
 from emotrace.inference.recognizer import Recognizer
 from emotrace.inference.results import Face, Result
-from emotrace.inference.sinks import AnnotatedSink, Sink
+from emotrace.inference.sinks import AnnotatedSink, Sink, Sinks
 from emotrace.inference.sources import (ExpandedSources, NamedSource, SourceError, SourceInfo,
                                         expand_sources, is_live_source, is_video_source)
-from emotrace.utils import deferred_interrupt
 
 #: CPUs an image actor asks for: two actors per core leave room for Ray Data's read tasks.
 ACTOR_CPUS = 0.5
 IMAGE_BATCH = 16
 
 
-@dataclass(frozen=True)
-class RecognizerSpec:
-    """What a worker needs to build the same Recognizer as the driver."""
-
-    model: str | None
-    detector: str
-    min_face: int
-    track: bool
-    smooth: float
-    timeout: float
-    classify_every: int = 1
-    detect_every: int = 1
-
-    def build(self) -> Recognizer:
-        """One onnxruntime thread: Ray gives each actor or task its share of a node's cores."""
-        return Recognizer(self.model, detector=self.detector, min_face=self.min_face,
-                          track=self.track, smooth=self.smooth, timeout=self.timeout, threads=1,
-                          classify_every=self.classify_every, detect_every=self.detect_every)
+def build_recognizer(config: RecognizerConfig) -> Recognizer:
+    """The driver's Recognizer on a worker, with one onnxruntime thread: Ray gives each actor or
+    task its share of a node's cores."""
+    return Recognizer(config=config.replace(threads=1))
 
 
 @contextlib.contextmanager
@@ -84,8 +69,8 @@ def ray_cluster(address: str | None, cpus: int | None = None) -> Iterator[Any]:
 class ImagePredictor:
     """A Ray Data actor: the model is loaded once, then batches of image paths are recognised."""
 
-    def __init__(self, spec: RecognizerSpec, keep_images: bool) -> None:
-        self.recognizer = spec.build()
+    def __init__(self, config: RecognizerConfig, keep_images: bool) -> None:
+        self.recognizer = build_recognizer(config)
         self.keep_images = keep_images
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -99,12 +84,12 @@ class ImagePredictor:
                 "node": np.array([node] * len(results), dtype=object)}
 
 
-def run_video(spec: RecognizerSpec, source: str | NamedSource, every: int,
+def run_video(config: RecognizerConfig, source: str | NamedSource, every: int,
               save: dict[str, str] | None) -> tuple[SourceInfo | None, list[dict[str, Any]], list[str], str]:
     """One video on one node: its results (without pixels), the files it wrote, the node id."""
     import ray
 
-    recognizer = spec.build()
+    recognizer = build_recognizer(config)
     sinks: list[Sink] = []
     info: list[SourceInfo] = []
 
@@ -134,7 +119,7 @@ def _unpack(data: dict[str, Any]) -> Result:
     return Result(**{**data, "faces": faces})
 
 
-def predict_on_ray(spec: RecognizerSpec, sources: object, every: int = 1,
+def predict_on_ray(config: RecognizerConfig, sources: object, every: int = 1,
                    sinks: Sequence[Sink] = (), address: str | None = None,
                    nodes: set[str] | None = None, workers: int | None = None
                    ) -> Iterator[Result]:
@@ -145,16 +130,16 @@ def predict_on_ray(spec: RecognizerSpec, sources: object, every: int = 1,
     nodes = nodes if nodes is not None else set()
     annotated = next((s for s in sinks if isinstance(s, AnnotatedSink)), None)
     with ray_cluster(address, workers) as ray:
-        image_results = _image_results(ray, spec, items, annotated is not None, nodes, workers)
-        video_tasks = _launch_videos(ray, spec, items, every, annotated)
+        image_results = _image_results(ray, config, items, annotated is not None, nodes, workers)
+        video_tasks = _launch_videos(ray, config, items, every, annotated)
         for index, item in enumerate(items):
             if isinstance(item, SourceError):
-                yield _emit(Result(item.source, error=item.message), sinks)
+                yield Sinks(sinks).write(Result(item.source, error=item.message))
             elif index in video_tasks:
                 info, packed, written, node = ray.get(video_tasks[index])
                 nodes.add(node)
                 if annotated is not None:
-                    annotated.written += [Path(p) for p in written]
+                    annotated.adopt(written)
                 yield from _replay(info, [_unpack(r) for r in packed], sinks, str(item))
             else:
                 result = next(image_results)
@@ -164,7 +149,7 @@ def predict_on_ray(spec: RecognizerSpec, sources: object, every: int = 1,
             pass
 
 
-def _image_results(ray, spec: RecognizerSpec, items: ExpandedSources, keep_images: bool,
+def _image_results(ray, config: RecognizerConfig, items: ExpandedSources, keep_images: bool,
                    nodes: set[str], workers: int | None) -> Iterator[Result]:
     rows = [{"index": i, "path": os.path.abspath(str(item)), "name": str(item)}
             for i, item in enumerate(items)
@@ -173,7 +158,7 @@ def _image_results(ray, spec: RecognizerSpec, items: ExpandedSources, keep_image
         return iter(())
     cpus = workers or max(1, int(ray.cluster_resources().get("CPU", 1)))
     dataset = ray.data.from_items(rows).map_batches(
-        ImagePredictor, fn_constructor_args=(spec, keep_images), batch_size=IMAGE_BATCH,
+        ImagePredictor, fn_constructor_args=(config, keep_images), batch_size=IMAGE_BATCH,
         compute=ray.data.ActorPoolStrategy(min_size=1, max_size=cpus), num_cpus=ACTOR_CPUS,
         batch_format="numpy")
 
@@ -184,7 +169,7 @@ def _image_results(ray, spec: RecognizerSpec, items: ExpandedSources, keep_image
     return results()
 
 
-def _launch_videos(ray, spec: RecognizerSpec, items: ExpandedSources, every: int,
+def _launch_videos(ray, config: RecognizerConfig, items: ExpandedSources, every: int,
                    annotated: AnnotatedSink | None) -> dict[int, Any]:
     task = ray.remote(num_cpus=1, max_retries=1)(run_video)
     launched = {}
@@ -195,7 +180,7 @@ def _launch_videos(ray, spec: RecognizerSpec, items: ExpandedSources, every: int
         if annotated is not None:  # the same file names a local run would choose
             name = annotated.reserve(str(item))
             save = {"dir": os.path.abspath(annotated.out_dir), "names": {str(item): name}}
-        launched[index] = task.remote(spec, on_node(item), every, save)
+        launched[index] = task.remote(config, on_node(item), every, save)
     return launched
 
 
@@ -210,19 +195,10 @@ def on_node(item: object) -> object:
 def _replay(info: SourceInfo | None, results: list[Result], sinks: Sequence[Sink],
             source: str) -> Iterator[Result]:
     """Hand a source's results to the sinks exactly as the in-process pipeline does."""
+    fan_out = Sinks(sinks)
     if info is not None:
-        for sink in sinks:
-            sink.start(info)
+        fan_out.start(info)
     for result in results:
-        yield _emit(result, sinks)
+        yield fan_out.write(result)
     if info is not None:
-        with deferred_interrupt():
-            for sink in sinks:
-                sink.end(info)
-
-
-def _emit(result: Result, sinks: Sequence[Sink]) -> Result:
-    with deferred_interrupt():
-        for sink in sinks:
-            sink.write(result)
-    return result
+        fan_out.end(info)

@@ -7,13 +7,11 @@ the predicted class never changes.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
 
 from emotrace.inference.classifier import apply_temperature
-from emotrace.utils import atomic_path
 
 ECE_BINS = 15
 
@@ -64,11 +62,14 @@ def calibrate_model(model: str | Path, data: str | Path, test: bool = False) -> 
     write it into the model's card with the ECE before and after (also on the test split,
     PrivateTest, with ``test``). Returns the card's ``calibration`` entry."""
     from emotrace.evaluation.evaluate import evaluate
-    from emotrace.inference.classifier import EmotionClassifier, read_card
+    from dataclasses import replace
+
+    from emotrace.cards import ModelCard
+    from emotrace.inference.classifier import EmotionClassifier
 
     model = Path(model)
-    card = read_card(model)
-    raw = EmotionClassifier(model, card={**card, "calibration": {}})  # uncalibrated scores
+    card = ModelCard.read(model)
+    raw = EmotionClassifier(model, card=replace(card, calibration={}))  # uncalibrated scores
     val = evaluate(raw, data, split="val")
     temperature = fit_temperature(val.probs, val.labels)
     calibration = {"method": "temperature scaling", "temperature": temperature,
@@ -82,7 +83,6 @@ def calibrate_model(model: str | Path, data: str | Path, test: bool = False) -> 
         calibration["nll"][split] = {
             "before": round(negative_log_likelihood(result.probs, result.labels), 4),
             "after": round(negative_log_likelihood(scaled, result.labels), 4)}
-    card["calibration"] = calibration
-    with atomic_path(model.with_suffix(".json")) as tmp:
-        tmp.write_text(json.dumps(card, indent=2))
+    card.calibration = calibration
+    card.write(model)
     return calibration

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
+from emotrace.cards import ModelCard
 from emotrace.data import DatasetError, canonical_split, load_dataset, select_split, split_dataset
 from emotrace.evaluation.metrics import confusion_matrix, metrics_from_confusion
 from emotrace.evaluation.plots import plot_confusion
@@ -64,25 +65,22 @@ PIXELS_PER_BATCH = 2 ** 19
 MAX_BATCH = 256
 
 
-def face_pixels(card: dict) -> int:
+def face_pixels(card: ModelCard) -> int:
     """Input pixels a model's networks process for one face: each member's input size squared,
     twice with flip averaging, once more for each zoom view.
 
     Example:
-        >>> face_pixels({"input": {"shape": ["batch", 1, 96, 96]}})
+        >>> face_pixels(ModelCard(name="m", image_size=96))
         9216
     """
-    size = int(card["input"]["shape"][-1])
-    members = (card.get("ensemble") or {}).get("members") or [{"image_size": size}]
-    views = (2 if card.get("flip_average") else 1) * (1 + len(card.get("zoom_views") or []))
-    return views * sum(int(member.get("image_size") or size) ** 2 for member in members)
+    return card.views * sum(size ** 2 for size in card.member_sizes)
 
 
 def batch_size_for(classifier) -> int:
     """Faces per batch for ``classifier``: :data:`PIXELS_PER_BATCH` over its
     :func:`face_pixels` (from its model card), between 1 and :data:`MAX_BATCH`."""
     card = getattr(classifier, "card", None)
-    if not card or "input" not in card:
+    if not isinstance(card, ModelCard):
         return 32
     return max(1, min(MAX_BATCH, PIXELS_PER_BATCH // face_pixels(card)))
 

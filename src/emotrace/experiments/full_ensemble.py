@@ -11,6 +11,8 @@ from typing import Any
 
 import numpy as np
 
+from emotrace.cards import ModelCard
+
 
 SPLITS = ("val", "test")
 
@@ -25,7 +27,7 @@ def ensemble_card(members: list[Path], path: Path, scheme: str, name: str, data:
     if not (card_file.exists() and predictions.exists()):
         build_ensemble(members, path, weights=scheme, name=name, evaluate_splits=SPLITS,
                        flip_average=flip, predictions=predictions, data=data)
-    card = json.loads(card_file.read_text())
+    card = ModelCard.read(path).to_dict()
     return {**card, "path": str(path), "predictions": json.loads(predictions.read_text())}
 
 

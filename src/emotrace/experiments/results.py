@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 from torch import nn
 
+from emotrace.cards import ModelCard
 from emotrace.evaluation.convergence import convergence_stats, read_history, windowed_stats
 from emotrace.experiments.study import RunSpec
 from emotrace.training.config import TrainConfig
@@ -94,13 +95,12 @@ def _card_metrics(run_dir: Path, splits: tuple[str, ...],
     card_file, predictions_file = run_dir / "model.json", run_dir / "model.predictions.json"
     source = (run_dir / f"{checkpoint}.ckpt").stat().st_mtime
     if card_file.exists() and predictions_file.exists() and card_file.stat().st_mtime >= source:
-        card = json.loads(card_file.read_text())
+        card = ModelCard.read(card_file)
         predictions = json.loads(predictions_file.read_text())
-        if card.get("checkpoint") == checkpoint and all(s in predictions for s in splits):
-            return card["metrics"], predictions
+        if card.extra.get("checkpoint") == checkpoint and all(s in predictions for s in splits):
+            return card.metrics, predictions
     export_run(run_dir, evaluate_splits=splits, checkpoint=checkpoint, save_predictions=True)
-    return (json.loads(card_file.read_text())["metrics"],
-            json.loads(predictions_file.read_text()))
+    return ModelCard.read(card_file).metrics, json.loads(predictions_file.read_text())
 
 
 def frozen_parameters(net: nn.Module, config: TrainConfig, epochs_run: int) -> int:

@@ -2,26 +2,16 @@
 
 from __future__ import annotations
 
-import json
 import os
-from importlib import resources
-from pathlib import Path
+from collections.abc import Mapping
 from typing import Any
 
 import cv2
 import numpy as np
 
 from emotrace.data.images import equalize_face, resize_face
-from emotrace.data.labels import EMOTIONS
-from emotrace.errors import EmotraceError
-
-DEFAULT_MODEL = "emotrace-mobilenetv2-fer2013.onnx"
-#: Models shipped in the package, by name: ``fast`` (the default) and ``accurate`` (an ensemble).
-SHIPPED_MODELS = {"fast": DEFAULT_MODEL, "accurate": "emotrace-accurate-fer2013.onnx"}
-
-
-class ModelError(EmotraceError, ValueError):
-    """A model file that is missing or unusable; the message names it."""
+from emotrace.cards import (DEFAULT_MODEL, SHIPPED_MODELS, ModelCard, ModelError,  # noqa: F401
+                            default_model_path, model_path)
 
 
 def onnxruntime():
@@ -32,29 +22,6 @@ def onnxruntime():
     import onnxruntime as ort
 
     return ort
-
-
-def default_model_path() -> Path:
-    """The default model shipped inside the package (``fast``)."""
-    return model_path("fast")
-
-
-def model_path(model: str | os.PathLike | None) -> Path:
-    """A shipped model's name (``fast``, ``accurate``; None = ``fast``) -> its file inside the
-    package; anything else is taken as a path to an ``.onnx`` file."""
-    name = "fast" if model is None else os.fspath(model)
-    if name in SHIPPED_MODELS:
-        return Path(str(resources.files("emotrace") / "assets" / SHIPPED_MODELS[name]))
-    return Path(name)
-
-
-def read_card(model_path: Path) -> dict[str, Any]:
-    """The model card next to ``model_path`` (same name, ``.json``); required for the input size."""
-    card_path = model_path.with_suffix(".json")
-    if not card_path.is_file():
-        raise ModelError(f"{model_path}: its model card {card_path.name} is missing (it records "
-                         "the input size); export models with 'emotrace export'")
-    return json.loads(card_path.read_text())
 
 
 def apply_temperature(probs: np.ndarray, temperature: float) -> np.ndarray:
@@ -76,7 +43,8 @@ class EmotionClassifier:
     onnxruntime session is created and reused.
     """
 
-    def __init__(self, model: str | os.PathLike | None = None, card: dict | None = None,
+    def __init__(self, model: str | os.PathLike | None = None,
+                 card: ModelCard | Mapping[str, Any] | None = None,
                  threads: int | None = None) -> None:
         path = model_path(model)
         if not path.is_file():
@@ -86,12 +54,16 @@ class EmotionClassifier:
                          ".onnx file exported by 'emotrace export'")
             raise ModelError(f"model file not found: {path}{hint}")
         self.path = path
-        self.card = card if card is not None else read_card(path)
-        self.size = int(self.card["input"]["shape"][-1])
-        self.scaling = self.card["input"].get("scaling", "fixed")
-        self.classes = tuple(self.card["output"].get("classes", EMOTIONS))
+        if card is None:
+            card = ModelCard.read(path)
+        elif not isinstance(card, ModelCard):
+            card = ModelCard.from_dict(card, source=path)
+        self.card: ModelCard = card
+        self.size = card.image_size
+        self.scaling = card.scaling
+        self.classes = card.classes
         #: fitted by 'emotrace calibrate' (temperature scaling); 1 = the network's own scores
-        self.temperature = float(self.card.get("calibration", {}).get("temperature", 1.0))
+        self.temperature = card.temperature
         ort = onnxruntime()
         options = ort.SessionOptions()
         # No busy-waiting between calls: the detector needs those cores between two batches.
@@ -107,7 +79,7 @@ class EmotionClassifier:
 
     @property
     def name(self) -> str:
-        return self.card.get("name", self.path.stem)
+        return self.card.name
 
     def preprocess(self, faces: np.ndarray | list[np.ndarray]) -> np.ndarray:
         """Crops -> ``(N, 1, S, S)`` float32 in [0, 1], as in training."""

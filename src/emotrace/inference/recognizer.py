@@ -11,33 +11,31 @@ from __future__ import annotations
 import os
 import threading
 from collections.abc import Iterable, Iterator, Sequence
+from typing import Any
 
 import cv2
 import numpy as np
 
 from emotrace.errors import ConfigError
 from emotrace.inference.classifier import EmotionClassifier
+from emotrace.config import DEFAULT_MIN_FACE, MAX_TIMEOUT_S, RecognizerConfig  # noqa: F401
 from emotrace.inference.detectors import Detection, FaceDetector, create_detector
 from emotrace.inference.framing import Framing
 from emotrace.inference.identity import FaceEmbedder, PersonGallery
 from emotrace.inference.results import Face, Result
 from emotrace.inference.scenes import CutDetector
-from emotrace.inference.sinks import Sink
-from emotrace.inference.sources import (DEFAULT_TIMEOUT_S, Frame, SourceError, SourceInfo,
+from emotrace.inference.sinks import Sink, Sinks
+from emotrace.inference.sources import (Frame, SourceError, SourceInfo,
                                         expand_sources, open_source, to_bgr8)
 from emotrace.inference.tracking import FaceTracker, ScoreSmoother
-from emotrace.utils import deferred_interrupt
 
 Source = str | os.PathLike | int | np.ndarray
-DEFAULT_MIN_FACE = 24
-MAX_TIMEOUT_S = 86_400  # OpenCV takes the timeout in milliseconds as a 32-bit integer
-#: Below this side (pixels) face detection is unreliable; such images get a warning that
-#: suggests the whole-image detector for face crops.
-SMALL_IMAGE = 64
-
 #: Chosen on FER-2013 validation faces re-detected by YuNet (benchmarks/framing.py): the box side,
 #: nudged 5% down, matches the training crops; 1.3-1.4x looser crops lose 4-8 accuracy points.
 DEFAULT_FRAMING = Framing(scale=1.0, shift_y=0.05)
+#: Below this side (pixels) face detection is unreliable; such images get a warning that
+#: suggests the whole-image detector for face crops.
+SMALL_IMAGE = 64
 
 
 class Recognizer:
@@ -48,42 +46,33 @@ class Recognizer:
     >>> for r in rec.predict("lecture.mp4", stream=True):
     ...     print(r.time, [(f.person_id, f.emotion) for f in r.faces])
 
-    ``min_face``: faces smaller than this (pixels, shorter side) are ignored: a classifier trained
-    on 48-px faces reads little from fewer than 24 px, and skipping them lets YuNet run on a
-    smaller copy of the frame (3x faster on VGA). ``smooth``: EMA factor for per-track scores in
-    video (0 = off). ``track``: keep face ids across frames. ``classify_every``: in video, classify
-    each tracked face every k-th frame (staggered across faces, new faces at once) and carry its
-    scores in between: k=3 at 30 fps still reads each face 10 times a second and makes a crowded
-    frame about twice as fast (``benchmarks/classroom.py``). ``detect_every``: in video, detect
-    faces every k-th frame and move the tracked faces in between (needs tracking).
-    ``identify``: in video, give each person one ``person_id`` for the whole video, across
-    losses and shot changes (SFace embeddings matched to the people seen so far; needs tracking,
-    off without it); off, each motion track is its own person.
-    ``timeout``: seconds without a frame after which a stream or camera is reported as stalled.
+    Options: see :class:`RecognizerConfig` (``Recognizer(detect_every=2)``, or
+    ``Recognizer(config=RecognizerConfig(...))``).
     """
 
-    def __init__(self, model: str | os.PathLike | None = None, detector: str | FaceDetector = "yunet",
-                 min_face: int = DEFAULT_MIN_FACE, framing: Framing = DEFAULT_FRAMING, track: bool = True,
-                 smooth: float = 0.0, threads: int | None = None,
-                 timeout: float = DEFAULT_TIMEOUT_S, classify_every: int = 1,
-                 detect_every: int = 1, identify: bool = True) -> None:
-        if not 0.0 <= smooth < 1.0:
-            raise ConfigError(f"smoothing must be in [0, 1), got {smooth}")
-        for name, value in (("classify_every", classify_every), ("detect_every", detect_every)):
-            if not isinstance(value, int) or value < 1:
-                raise ConfigError(f"{name} must be a whole number >= 1, got {value!r}")
-            if value > 1 and not track:
-                raise ConfigError(f"{name} follows faces across frames: it needs tracking on")
-        if not 0 < timeout <= MAX_TIMEOUT_S:  # also refuses nan
-            raise ConfigError(f"timeout must be between 0 and {MAX_TIMEOUT_S} seconds, got "
-                              f"{timeout}")
-        if min_face < 0:
-            raise ConfigError(f"the smallest face must be 0 or more pixels, got {min_face}")
-        self.classifier = EmotionClassifier(model, threads=threads)
-        self.min_face, self.framing, self.track, self.smooth = min_face, framing, track, smooth
-        self.classify_every, self.detect_every = classify_every, detect_every
-        self.identify = bool(identify) and track
-        self.timeout = timeout
+    def __init__(self, model: str | os.PathLike | None = None,
+                 config: RecognizerConfig | None = None, **options: Any) -> None:
+        """Args:
+            model: a shipped model's name or an exported ``.onnx`` file (overrides
+                ``config.model``).
+            config: all options at once (:class:`RecognizerConfig`); default: its defaults.
+            **options: single :class:`RecognizerConfig` fields, e.g. ``detect_every=2``
+                (override ``config``'s).
+
+        Raises:
+            ConfigError: an option out of range.
+        """
+        if model is not None:
+            options["model"] = os.fspath(model)
+        self.config = (config or RecognizerConfig()).replace(**options)
+        config = self.config
+        self.classifier = EmotionClassifier(config.model, threads=config.threads)
+        self.min_face, self.track, self.smooth = config.min_face, config.track, config.smooth
+        self.framing = config.framing or DEFAULT_FRAMING
+        self.classify_every, self.detect_every = config.classify_every, config.detect_every
+        self.identify = config.identifies
+        self.timeout = config.timeout
+        detector = config.detector
         # OpenCV's detectors keep per-call state: each thread gets its own (onnxruntime's session
         # is thread-safe), so one Recognizer serves a pool of threads (the HTTP service).
         self._detector_name = detector if isinstance(detector, str) else None
@@ -200,7 +189,7 @@ class Recognizer:
             try:
                 opened = open_source(item, self.timeout)
             except SourceError as error:
-                yield self._emit(Result(error.source, error=error.message), sinks)
+                yield Sinks(sinks).write(Result(error.source, error=error.message))
                 continue
             with opened:
                 yield from self._run_source(opened.info, opened.frames(every), every, sinks)
@@ -208,31 +197,18 @@ class Recognizer:
     def _run_source(self, info: SourceInfo, frames: Iterator[Frame], every: int,
                     sinks: Sequence[Sink]) -> Iterator[Result]:
         stream = self.stream(info.fps / every) if info.is_video else None
-        for sink in sinks:
-            sink.start(info)
+        fan_out = Sinks(sinks)
+        fan_out.start(info)
         try:
             for frame in frames:
                 result = self._recognize(frame.image, info.source, frame.index, frame.time, stream)
-                yield self._emit(result, sinks)
+                yield fan_out.write(result)
         except SourceError as error:
-            yield self._emit(Result(info.source, error=error.message), sinks)
+            yield fan_out.write(Result(info.source, error=error.message))
         except (GeneratorExit, KeyboardInterrupt):  # stopped early: keep what was written
-            self._end(info, sinks)
+            fan_out.end(info)
             raise
-        self._end(info, sinks)
-
-    @staticmethod
-    def _end(info: SourceInfo, sinks: Sequence[Sink]) -> None:
-        with deferred_interrupt():
-            for sink in sinks:
-                sink.end(info)
-
-    @staticmethod
-    def _emit(result: Result, sinks: Sequence[Sink]) -> Result:
-        with deferred_interrupt():  # every output gets this result, or none does
-            for sink in sinks:
-                sink.write(result)
-        return result
+        fan_out.end(info)
 
 
 class VideoStream:

@@ -17,6 +17,7 @@ import os
 import sys
 from dataclasses import dataclass
 from pathlib import Path
+from collections.abc import Sequence
 from typing import IO
 
 import cv2
@@ -26,8 +27,9 @@ from emotrace.errors import OutputError
 from emotrace.inference.results import Result
 from emotrace.inference.sources import SourceInfo
 from emotrace.inference.timeline import VideoTimeline
-from emotrace.utils import (check_output_dir, check_output_file, describe_os_error,
-                            partial_path, remove_dead_partials, remove_stale_partials)
+from emotrace.utils import (check_output_dir, check_output_file, deferred_interrupt,
+                            describe_os_error, partial_path, remove_dead_partials,
+                            remove_stale_partials)
 
 CSV_FIELDS = ("source", "frame", "time", "face", "track_id", "person_id", "x", "y", "w", "h", "score",
               "emotion", *EMOTIONS)
@@ -70,6 +72,38 @@ class Sink:
                 self.failed = error
         else:
             self.abort()
+
+
+class Sinks:
+    """The fan-out to a run's sinks, used by the in-process pipeline and by Ray alike: a source
+    starts, each result goes to every sink, the source ends. Writes happen under the deferred
+    interrupt: every output gets a result, or none does (Ctrl-C waits for the last sink).
+
+    Example:
+        >>> fan_out = Sinks([JsonLinesSink(sys.stdout)])
+        >>> fan_out.write(Result("photo.jpg"))  # doctest: +SKIP
+    """
+
+    def __init__(self, sinks: Sequence[Sink] = ()) -> None:
+        self.sinks = list(sinks)
+
+    def start(self, info: SourceInfo) -> None:
+        """Tell every sink that a source was opened."""
+        for sink in self.sinks:
+            sink.start(info)
+
+    def write(self, result: Result) -> Result:
+        """Hand ``result`` to every sink; returns it, so a generator can yield it on."""
+        with deferred_interrupt():
+            for sink in self.sinks:
+                sink.write(result)
+        return result
+
+    def end(self, info: SourceInfo) -> None:
+        """Tell every sink that the source is finished (or was interrupted)."""
+        with deferred_interrupt():
+            for sink in self.sinks:
+                sink.end(info)
 
 
 class JsonLinesSink(Sink):
@@ -268,6 +302,11 @@ class AnnotatedSink(Sink):
                 name, n = f"{stem}_{n}", n + 1
             self._names[source] = name
         return self.out_dir / f"{self._names[source]}{suffix}"
+
+    def adopt(self, paths: Sequence[str | os.PathLike]) -> None:
+        """Files a worker elsewhere wrote for this sink (a Ray task's annotated video, under the
+        name :meth:`reserve` gave it): reported as this sink's own."""
+        self.written += [Path(p) for p in paths]
 
     def reserve(self, source: str) -> str:
         """The output stem of ``source``, chosen now (in source order, as a local run would):

@@ -17,7 +17,8 @@ from torch.nn import functional as F
 from emotrace.errors import ConfigError, NotFoundError
 from emotrace.evaluation.convergence import read_history, trained_epochs
 from emotrace.models.onnx_weights import weights_as_initializers
-from emotrace.training.export import (check_zoom, export_onnx, model_with_card, new_card,
+from emotrace.cards import ModelCard
+from emotrace.training.export import (ExportOptions, export_onnx, model_with_card, new_card,
                                       write_card)
 from emotrace.training.fit import load_module
 
@@ -140,21 +141,16 @@ def load_member(source: str | Path) -> Member:
     """A training run folder (its best checkpoint) or an exported ``.onnx`` model with its card."""
     source = Path(source)
     if source.suffix == ".onnx":
-        from emotrace.inference.classifier import read_card
-
         if not source.is_file():
             raise NotFoundError(f"{source} not found")
-        card = read_card(source)
-        val = card.get("metrics", {}).get("val", {}).get("accuracy")
-        if val is None:
+        card = ModelCard.read(source)
+        if card.val_accuracy is None:
             raise ConfigError(f"{source}: its card has no validation accuracy (metrics.val); "
                               "export it with 'emotrace export' first")
-        size = int(card["input"]["shape"][-1])
-        return Member(ExportedMember(source), size, card["input"].get("scaling", "fixed"), val,
-                      {"model": card.get("name", source.stem), "file": str(source),
-                       "backbone": card.get("backbone"),
-                       "pretrained": card.get("pretrained"), "image_size": size},
-                      card.get("data"))
+        return Member(ExportedMember(source), card.image_size, card.scaling, card.val_accuracy,
+                      {"model": card.name, "file": str(source), "backbone": card.backbone,
+                       "pretrained": card.pretrained, "image_size": card.image_size},
+                      card.data)
     module = load_module(source / "best.ckpt")
     config = module.config
     if config.model == "dlib_resnet":
@@ -174,51 +170,55 @@ def member_accuracy(run_dir: Path) -> float:
 
 
 def build_ensemble(runs: Sequence[str | Path], out: str | Path,
-                   weights: str | Sequence[float] = "rank", name: str | None = None,
-                   evaluate_splits: Sequence[str] = ("val",), command: str | None = None,
-                   flip_average: bool = False, predictions: Path | None = None,
-                   data: str | None = None, zooms: Sequence[float] = (),
-                   half_weights: bool = False) -> Path:
-    """Export the ensemble of ``runs`` (training run folders or exported ``.onnx`` models) to
-    ``out`` (.onnx) with its card: members, their validation accuracies and weights, and the
-    ensemble's metrics on ``evaluate_splits`` measured on the exported file. ``flip_average``
-    also averages each face's mirror image, ``zooms`` closer central crops of it (each a
-    share of the face's side). ``predictions``: write per-image predictions of
-    ``evaluate_splits`` there (paired tests). ``data``: the dataset to measure on (default: the
-    members' training data). ``half_weights``: store the weights as float16 (half the file)."""
+                   weights: str | Sequence[float] = "rank", options: ExportOptions | None = None,
+                   **option_fields: Any) -> Path:
+    """Export the weighted ensemble of ``runs`` as one ONNX model with its card.
+
+    The card records the members, their validation accuracies and weights, and the ensemble's
+    metrics on ``options.evaluate_splits`` measured on the exported file.
+
+    Args:
+        runs: training run folders or exported ``.onnx`` models (two or more).
+        out: the ``.onnx`` file to write; the card goes beside it.
+        weights: ``rank``, ``equal`` or one number per member.
+        options: how to export (:class:`ExportOptions`); or give its fields as keywords
+            (``flip_average=True, zooms=(0.92,)``). ``options.data`` defaults to the members'
+            training data.
+
+    Returns:
+        The exported model's path.
+
+    Example:
+        >>> build_ensemble(["fast.onnx", "other.onnx"], "ens.onnx", weights="equal",
+        ...                flip_average=True)  # doctest: +SKIP
+    """
+    options = options or ExportOptions(**option_fields)
     if len(runs) < 2:
         raise ConfigError("an ensemble needs at least two members")
-    for zoom in zooms:
-        check_zoom(zoom)
     members = [load_member(r) for r in runs]
     if len({m.scaling for m in members}) > 1:
         raise ConfigError("members use different input scaling (fixed / minmax); ensemble models "
                           "trained with the same scaling")
-    accuracies = [m.val_acc for m in members]
-    w = ensemble_weights(weights, accuracies)
+    w = ensemble_weights(weights, [m.val_acc for m in members])
     size = max(m.image_size for m in members)
     net = EnsembleNet([m.net for m in members], [m.image_size for m in members], w)
     out = Path(out)
     with model_with_card(out) as staged:
-        export_onnx(net.eval(), staged, size, flip_average=flip_average, zooms=zooms,
-                    half_weights=half_weights)
-        _write_ensemble_card(members, w, weights, out, staged, size, name, command, flip_average,
-                             zooms, half_weights, data, evaluate_splits, predictions)
+        export_onnx(net.eval(), staged, size, flip_average=options.flip_average,
+                    zooms=options.zooms, half_weights=options.half_weights)
+        card = _ensemble_card(members, w, weights, out, size, options)
+        write_card(staged, card, card.data, options.evaluate_splits,
+                   predictions=options.predictions)
     return out
 
 
-def _write_ensemble_card(members: Sequence[Member], w: np.ndarray,
-                         weights: str | Sequence[float], out: Path, staged: Path, size: int,
-                         name: str | None, command: str | None, flip_average: bool,
-                         zooms: Sequence[float], half_weights: bool, data: str | None,
-                         evaluate_splits: Sequence[str], predictions: Path | None) -> None:
-    data = data or next((m.data for m in members if m.data), None)
-    card = new_card(
-        name or out.stem, size, members[0].scaling, flip_average, command,
-        zoom_views=list(zooms),
-        weights_storage="float16, computed in float32" if half_weights else "float32",
-        backbone="ensemble", data=data,
+def _ensemble_card(members: Sequence[Member], w: np.ndarray, weights: str | Sequence[float],
+                   out: Path, size: int, options: ExportOptions) -> ModelCard:
+    return new_card(
+        options.name or out.stem, size, members[0].scaling, options.flip_average,
+        options.command, zoom_views=list(options.zooms),
+        weights_storage="float16, computed in float32" if options.half_weights else "float32",
+        backbone="ensemble", data=options.data or next((m.data for m in members if m.data), None),
         ensemble={"weighting": weights if isinstance(weights, str) else "user",
                   "members": [{**m.record, "val_acc": round(m.val_acc, 4),
                                "weight": round(float(x), 4)} for m, x in zip(members, w)]})
-    write_card(staged, card, data, evaluate_splits, predictions=predictions)

@@ -3,68 +3,24 @@ crops, baked in) + model card."""
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 import os
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
 
-from emotrace.errors import ConfigError, NotFoundError
-from emotrace.data.labels import EMOTIONS
+from emotrace.cards import ModelCard, is_onnx_source
+from emotrace.errors import NotFoundError
 from emotrace.evaluation.convergence import read_history, trained_epochs
 from emotrace.models.onnx_weights import store_weights_as_float16
 from emotrace.training.fit import PARENT_RECORD, load_module
-from emotrace.training.onnx_init import is_onnx_source
+from emotrace.training.views import ExportWrapper, check_zoom, zoom_view  # noqa: F401 (API)
 from emotrace.utils import atomic_path
-
-
-class ExportWrapper(nn.Module):
-    """Grey faces ``(N, 1, S, S)`` in [0, 1] -> class probabilities ``(N, 7)``.
-
-    Test-time augmentation (decided on the validation split): ``zooms`` adds a view per factor
-    (the central ``z`` share of the face, resized back to ``S``), ``flip_average`` the mirror
-    image of every view; the views' probabilities are averaged.
-    """
-
-    def __init__(self, net: nn.Module, flip_average: bool, zooms: Sequence[float] = ()) -> None:
-        super().__init__()
-        self.net, self.flip_average = net, flip_average
-        self.zooms = tuple(float(z) for z in zooms)
-
-    def forward(self, faces: torch.Tensor) -> torch.Tensor:
-        views = [faces] + [zoom_view(faces, z) for z in self.zooms]
-        if self.flip_average:
-            views += [view.flip(-1) for view in views]
-        if len(views) == 1:
-            return self.net(faces).softmax(dim=1)
-        # One network call on all views: cheaper than one call each.
-        probs = self.net(torch.cat(views)).softmax(dim=1)
-        return probs.reshape(len(views), -1, probs.shape[1]).mean(dim=0)
-
-
-def zoom_view(faces: torch.Tensor, zoom: float) -> torch.Tensor:
-    """The central ``zoom`` share of each square face, resized back to its size (a closer crop).
-    The margins are equal on every side, so a face and its mirror image get mirrored views."""
-    check_zoom(zoom)
-    size = int(faces.shape[-1])  # fixed in the exported graph: only the batch axis is dynamic
-    if int(faces.shape[-2]) != size:
-        raise ConfigError(f"zoom views need square faces, not {tuple(faces.shape[-2:])}")
-    margin = round(size * (1 - zoom) / 2)
-    centre = faces[..., margin:size - margin, margin:size - margin]
-    return nn.functional.interpolate(centre, size=(size, size), mode="bilinear",
-                                     align_corners=False)
-
-
-def check_zoom(zoom: float) -> None:
-    """A zoom view keeps between half the face and less than all of it."""
-    if not 0.5 <= zoom < 1:
-        raise ConfigError(f"zoom {zoom}: give the share of the face to keep, from 0.5 to below 1 "
-                          "(e.g. 0.92)")
 
 
 def export_onnx(net: nn.Module, path: str | Path, image_size: int, flip_average: bool,
@@ -158,24 +114,46 @@ def _teacher_summary(run_dir: Path, config: Any) -> dict[str, Any]:
                              "temperature": config.distill_temperature}}
 
 
+@dataclass(frozen=True)
+class ExportOptions:
+    """How a model is exported and what its card measures: one value for every builder
+    (:func:`export_run`, :func:`~emotrace.training.ensemble.build_ensemble`,
+    :func:`~emotrace.training.soup.build_soup`).
+
+    Attributes:
+        name: the model's name in its card (default: the output file's stem).
+        flip_average: also average each face's mirror image (twice the compute).
+        zooms: closer central crops to average too, each a share of the face's side.
+        half_weights: store the weights as float16 (half the file; computed in float32).
+        evaluate_splits: the splits measured on the exported file for the card.
+        command: the command line recorded in the card.
+        predictions: write each split's per-image predicted classes there (paired tests).
+        data: the dataset to measure on (default: the one the model trained on).
+    """
+
+    name: str | None = None
+    flip_average: bool = False
+    zooms: tuple[float, ...] = ()
+    half_weights: bool = False
+    evaluate_splits: tuple[str, ...] = ("val",)
+    command: str | None = None
+    predictions: Path | None = None
+    data: str | None = None
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "zooms", tuple(float(z) for z in self.zooms))
+        object.__setattr__(self, "evaluate_splits", tuple(self.evaluate_splits))
+        for zoom in self.zooms:
+            check_zoom(zoom)
+
+
 def new_card(name: str, image_size: int, scaling: str, flip_average: bool,
-             command: str | None, **fields: Any) -> dict[str, Any]:
-    """A model card before its metrics are measured: what the ONNX file takes and returns, the
-    model's own ``fields`` (backbone, recipe, members, ...), when and by which command it was
-    exported."""
-    return {"name": name, "format": "onnx",
-            "input": {"name": "faces", "shape": ["batch", 1, image_size, image_size],
-                      "color": "gray", "range": [0.0, 1.0], "scaling": scaling,
-                      "framing": "tight face crop like FER-2013"},
-            "output": {"name": "probs", "classes": list(EMOTIONS)},
-            "flip_average": flip_average,
-            **fields,
-            "exported": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-            "export_command": command,
-            "metrics": {}}
+             command: str | None, **fields: Any) -> ModelCard:
+    """A model card before its metrics are measured (see :meth:`ModelCard.new`)."""
+    return ModelCard.new(name, image_size, scaling, flip_average, command, **fields)
 
 
-def write_card(model: Path, card: dict[str, Any], data: str,
+def write_card(model: Path, card: ModelCard, data: str,
                evaluate_splits: Sequence[str], scheme: str = "official", split_seed: int = 42,
                predictions: Path | None = None) -> Path:
     """Measure ``evaluate_splits`` of ``data`` on the exported file itself, put them in the card's
@@ -191,13 +169,12 @@ def write_card(model: Path, card: dict[str, Any], data: str,
     predicted = {}
     for split in evaluate_splits:
         result = evaluate(classifier, data, split=split, scheme=scheme, split_seed=split_seed)
-        card.setdefault("metrics", {})[split] = {**result.summary(), "split_scheme": scheme}
+        card.metrics[split] = {**result.summary(), "split_scheme": scheme}
         predicted[split] = "".join(map(str, result.predictions.tolist()))
     if predictions is not None:
         with atomic_path(predictions) as tmp:
             tmp.write_text(json.dumps(predicted))
-    with atomic_path(model.with_suffix(".json")) as tmp:
-        tmp.write_text(json.dumps(card, indent=2))
+    card.write(model)
     return model
 
 
@@ -205,13 +182,29 @@ def export_run(run_dir: str | Path, out: str | Path | None = None, flip_average:
                evaluate_splits: tuple[str, ...] = ("val",), name: str | None = None,
                command: str | None = None, checkpoint: str = "best",
                save_predictions: bool = False) -> Path:
-    """Export ``run_dir/best.ckpt`` to ``out`` (default ``run_dir/model.onnx``) and write its card
-    (``out`` with ``.json``): recipe, data, training time and the metrics of ``evaluate_splits``
-    measured on the exported file itself. ``flip_average`` bakes mirror-image averaging in
-    (slightly more accurate, twice the compute per face). ``command``: the command line to record
-    in the card. ``checkpoint``: ``best`` (highest validation accuracy) or ``last`` (the last
-    epoch, for recipes without a best-checkpoint callback). ``save_predictions``: per-image
-    predictions of each split beside the model (``.predictions.json``)."""
+    """Export a training run's checkpoint to ONNX with its card.
+
+    The card records the recipe, data, training time and the metrics of ``evaluate_splits``
+    measured on the exported file itself.
+
+    Args:
+        run_dir: the training run folder.
+        out: the ``.onnx`` file to write (default ``run_dir/model.onnx``); the card goes beside.
+        flip_average: bake mirror-image averaging in (slightly more accurate, twice the compute).
+        evaluate_splits: the splits to measure for the card.
+        name: the model's name in its card (default: ``out``'s stem).
+        command: the command line to record in the card.
+        checkpoint: ``best`` (highest validation accuracy) or ``last`` (the last epoch, for
+            recipes without a best-checkpoint callback).
+        save_predictions: write per-image predictions of each split beside the model
+            (``.predictions.json``).
+
+    Returns:
+        The exported model's path.
+
+    Example:
+        >>> export_run("runs/mobilenetv2-fer2013-cpu", out="fast.onnx")  # doctest: +SKIP
+    """
     run_dir = Path(run_dir)
     if checkpoint not in ("best", "last"):
         raise ValueError(f"checkpoint must be 'best' or 'last', not {checkpoint!r}")
@@ -219,27 +212,29 @@ def export_run(run_dir: str | Path, out: str | Path | None = None, flip_average:
     if not weights.exists():
         raise NotFoundError(f"{weights} not found: train a model into {run_dir} first")
     module = load_module(weights)
-    config = module.config
     out = Path(out) if out else run_dir / "model.onnx"
+    options = ExportOptions(name=name, flip_average=flip_average, command=command,
+                            evaluate_splits=evaluate_splits,
+                            predictions=out.with_suffix(".predictions.json")
+                            if save_predictions else None)
     with model_with_card(out) as staged:
-        export_onnx(module.net, staged, config.image_size, flip_average)
-        _write_run_card(run_dir, module, out, staged, flip_average, evaluate_splits, name,
-                        command, checkpoint, save_predictions)
+        export_onnx(module.net, staged, module.config.image_size, flip_average)
+        _write_run_card(run_dir, module, out, staged, checkpoint, options)
     return out
 
 
-def _write_run_card(run_dir: Path, module: Any, out: Path, staged: Path, flip_average: bool,
-                    evaluate_splits: Sequence[str], name: str | None, command: str | None,
-                    checkpoint: str, save_predictions: bool) -> None:
+def _write_run_card(run_dir: Path, module: Any, out: Path, staged: Path, checkpoint: str,
+                    options: ExportOptions) -> None:
     config = module.config
     summary = _run_summary(run_dir)
-    card = new_card(name or out.stem, config.image_size, config.scaling, flip_average, command,
+    card = new_card(options.name or out.stem, config.image_size, config.scaling,
+                    options.flip_average, options.command,
                     backbone=config.model, pretrained=config.pretrained, checkpoint=checkpoint,
                     data=config.data, recipe=config.to_dict(), **summary,
                     **_parent_summary(run_dir, config.init_from, summary),
                     **_teacher_summary(run_dir, config))
-    write_card(staged, card, config.data, evaluate_splits, config.split, config.split_seed,
-               out.with_suffix(".predictions.json") if save_predictions else None)
+    write_card(staged, card, config.data, options.evaluate_splits, config.split,
+               config.split_seed, options.predictions)
 
 
 @contextmanager

@@ -21,8 +21,8 @@ from emotrace.models import BACKBONES
 from emotrace.training.callbacks import HistoryWriter, TwoPhaseFinetuning
 from emotrace.training.config import TrainConfig
 from emotrace.training.module import EmotionModule, network_weights, read_checkpoint
-from emotrace.training.onnx_init import (describe_source, is_onnx_source, source_path,
-                                         start_from_onnx)
+from emotrace.cards import ModelCard, describe_source, is_onnx_source, model_path, source_path
+from emotrace.training.onnx_init import start_from_onnx
 from emotrace.utils import atomic_path, progress
 
 log = logging.getLogger(__name__)
@@ -46,7 +46,9 @@ def teacher_targets(teacher: str, images: np.ndarray, cache: Path) -> np.ndarray
     """The teacher's raw probabilities (no calibration temperature) for each training face,
     computed once and cached in the run folder (resuming does not recompute them); the cache
     is used only for the same teacher file and the same training faces."""
-    from emotrace.inference.classifier import EmotionClassifier, model_path, read_card
+    from dataclasses import replace
+
+    from emotrace.inference.classifier import EmotionClassifier
 
     path = model_path(teacher)
     if not path.is_file():
@@ -57,7 +59,7 @@ def teacher_targets(teacher: str, images: np.ndarray, cache: Path) -> np.ndarray
     stamp = cache.with_suffix(".json")
     if cache.exists() and stamp.exists() and json.loads(stamp.read_text()) == identity:
         return np.load(cache)
-    card = {k: v for k, v in read_card(path).items() if k != "calibration"}
+    card = replace(ModelCard.read(path), calibration=None)  # the raw scores
     classifier = EmotionClassifier(path, card=card)
     log.info("teacher %s: soft targets for %d training faces", path.name, len(images))
     probs = np.concatenate([classifier.predict_faces(images[i:i + 256])

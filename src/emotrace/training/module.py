@@ -12,7 +12,7 @@ from torch import nn
 from emotrace.errors import ConfigError, NotFoundError
 from emotrace.models import create_model
 from emotrace.training.config import TrainConfig
-from emotrace.training.onnx_init import is_onnx_source
+from emotrace.cards import is_onnx_source
 
 
 def read_checkpoint(path: str | Path, role: str = "checkpoint", hint: str = "") -> dict[str, Any]:

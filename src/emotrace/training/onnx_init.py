@@ -10,59 +10,21 @@ training mode about as the original layer did.
 
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import torch
 from torch import nn
 
-from emotrace.errors import ConfigError, EmotraceError, NotFoundError
+from emotrace.cards import (PARENT_FIELDS, ModelCard, describe_source,  # noqa: F401 (API)
+                            is_onnx_source, source_path)
+from emotrace.errors import ConfigError, EmotraceError
 from emotrace.models.heads import EmotionNet
+from emotrace.training.views import ExportWrapper
 
 #: ONNX Runtime against the rebuilt network on the same faces (probabilities).
 MATCH_TOLERANCE = 1e-3
-#: What a run's card records about the model it started from.
-PARENT_FIELDS = ("train_command", "epochs_trained", "best_epoch", "training_time_s",
-                 "total_training_time_s")
-
 FoldedConv = tuple[np.ndarray, "np.ndarray | None"]
-
-
-def is_onnx_source(init_from: str | None) -> bool:
-    """Whether ``init_from`` names an exported model rather than a Lightning checkpoint."""
-    from emotrace.inference.classifier import SHIPPED_MODELS  # lazily: loads all of inference
-
-    return bool(init_from) and (init_from in SHIPPED_MODELS
-                                or Path(init_from).suffix.lower() == ".onnx")
-
-
-def source_path(init_from: str, role: str = "init_from") -> Path:
-    """The exported model file that ``init_from`` names; it and its card must exist. ``role``:
-    what the file is for, as the error messages say it."""
-    from emotrace.inference.classifier import model_path
-
-    path = model_path(init_from)
-    if not path.is_file():
-        raise NotFoundError(f"{role} model not found: {path.resolve()}; give fast or an "
-                            "exported .onnx file with its card beside it")
-    if not path.with_suffix(".json").is_file():
-        raise NotFoundError(f"{role} {path}: its card {path.with_suffix('.json').name} is "
-                            "missing; it names the backbone: put the .json written with the "
-                            "model beside it")
-    return path
-
-
-def describe_source(init_from: str) -> dict[str, Any]:
-    """The started-from model as a run's card records it: name, file SHA-1, its own training."""
-    from emotrace.inference.classifier import read_card
-
-    path = source_path(init_from)
-    card = read_card(path)
-    return {"model": init_from, "name": card.get("name"),
-            "sha1": hashlib.sha1(path.read_bytes()).hexdigest(),
-            **{k: card[k] for k in PARENT_FIELDS if k in card}}
 
 
 def _onnx_weights(path: Path,
@@ -91,13 +53,13 @@ def conv_norm_pairs(net: nn.Module) -> list[tuple[nn.Conv2d, nn.BatchNorm2d]]:
             if isinstance(a, nn.Conv2d) and isinstance(b, nn.BatchNorm2d)]
 
 
-def _single_backbone(path: Path, card: dict[str, Any], role: str = "init_from") -> str:
+def _single_backbone(path: Path, card: ModelCard, role: str = "init_from") -> str:
     """The backbone of the one network the file holds; an ensemble (or an unknown backbone) is
     refused, since only single networks have weights to start from or average."""
     from emotrace.models import BACKBONES
 
-    backbone = card.get("backbone")
-    if "ensemble" in card or backbone not in BACKBONES:
+    backbone = card.backbone
+    if card.ensemble is not None or backbone not in BACKBONES:
         use = "a starting point" if role == "init_from" else "averaged"
         raise ConfigError(f"{role} {path}: not one network (backbone {backbone!r}): an ensemble "
                           f"cannot be {use}; give one of its members' .onnx files (its card "
@@ -105,7 +67,7 @@ def _single_backbone(path: Path, card: dict[str, Any], role: str = "init_from") 
     return backbone
 
 
-def _check_card(path: Path, card: dict[str, Any], model: str) -> None:
+def _check_card(path: Path, card: ModelCard, model: str) -> None:
     """The file must hold one network of the recipe's backbone."""
     backbone = _single_backbone(path, card)
     if backbone != model:
@@ -182,12 +144,11 @@ def measure_norm_inputs(net: EmotionNet, norms: list[nn.BatchNorm2d],
     return measured
 
 
-def _check_against_onnx(net: EmotionNet, path: Path, card: dict[str, Any],
+def _check_against_onnx(net: EmotionNet, path: Path, card: ModelCard,
                         faces: torch.Tensor, role: str = "init_from") -> None:
     """The rebuilt network, with the file's own test-time views, gives the file's
     probabilities."""
     from emotrace.inference.classifier import onnxruntime
-    from emotrace.training.export import ExportWrapper
 
     try:
         session = onnxruntime().InferenceSession(str(path), providers=["CPUExecutionProvider"])
@@ -199,32 +160,28 @@ def _check_against_onnx(net: EmotionNet, path: Path, card: dict[str, Any],
         faces = nn.functional.interpolate(faces, size=(size, size), mode="bilinear",
                                           align_corners=False)
     expected = session.run(None, {session.get_inputs()[0].name: faces.numpy()})[0]
-    wrapper = ExportWrapper(net, bool(card.get("flip_average")), card.get("zoom_views", ()))
+    wrapper = ExportWrapper(net, card.flip_average, card.zoom_views)
     with torch.no_grad():
         got = wrapper.eval()(faces).numpy()
     gap = float(np.abs(got - expected).max())
     if gap > MATCH_TOLERANCE:
         raise ConfigError(f"{role} {path}: the rebuilt network differs from the file by "
                           f"{gap:.2g} in probability; was it exported by emotrace from a "
-                          f"{card.get('backbone')} with this head?")
+                          f"{card.backbone} with this head?")
 
 
-def folded_network(source: str | Path) -> tuple[EmotionNet, dict[str, Any]]:
+def folded_network(source: str | Path) -> tuple[EmotionNet, ModelCard]:
     """Exported single model ``source`` (a shipped name or an ``.onnx`` file with its card) read
     back into a network in eval mode, with its card: each BatchNorm adds its folded bias, so
     the network computes the file's function (without the file's flip/zoom views; checked
     through them against ONNX Runtime) and its weights are the file's, ready to average."""
-    from emotrace.inference.classifier import read_card
     from emotrace.models import create_model
 
     path = source_path(str(source), role="soup")
-    card = read_card(path)
+    card = ModelCard.read(path)  # refuses a card without an input shape, naming the file
     model = _single_backbone(path, card, role="soup")
-    shape = card.get("input", {}).get("shape") if isinstance(card.get("input"), dict) else None
-    size = shape[-1] if isinstance(shape, list) and shape else None
-    if not isinstance(size, int):
-        raise ConfigError(f"soup {path}: its card has no input shape; export it with emotrace")
-    recipe = card.get("recipe") or {}
+    size = card.image_size
+    recipe = card.recipe or {}
     net = create_model(model, pretrained=False, head_hidden=recipe.get("head_hidden") or (),
                        dropout=recipe.get("dropout", 0.2),
                        batch_norm=bool(recipe.get("batch_norm")))
@@ -238,10 +195,8 @@ def folded_network(source: str | Path) -> tuple[EmotionNet, dict[str, Any]]:
 def start_from_onnx(net: EmotionNet, init_from: str, model: str, faces: torch.Tensor) -> None:
     """Load exported model ``init_from`` into ``net`` (a fresh ``model``); ``faces`` are
     un-augmented training faces at the training size, shaped ``(n, 1, H, W)`` in [0, 1]."""
-    from emotrace.inference.classifier import read_card
-
     path = source_path(init_from)
-    card = read_card(path)
+    card = ModelCard.read(path)
     _check_card(path, card, model)
     norms = _load_folded(net, path, model)
     measured = measure_norm_inputs(net, [n for n, _ in norms], faces)

@@ -17,33 +17,35 @@ from typing import Any, Sequence
 
 import torch
 
+from emotrace.cards import ModelCard, describe_source
 from emotrace.errors import ConfigError
-from emotrace.training.export import export_onnx, model_with_card, new_card, write_card
-from emotrace.training.onnx_init import (conv_norm_pairs, describe_source, folded_network,
-                                         measure_norm_inputs)
+from emotrace.training.export import (ExportOptions, export_onnx, model_with_card, new_card,
+                                      write_card)
+from emotrace.training.onnx_init import conv_norm_pairs, folded_network, measure_norm_inputs
 
 #: Card entries that must agree for networks to be averaged weight by weight.
 SAME_IN_EVERY_INGREDIENT = ("backbone", "input")
 
 
-def _head(card: dict[str, Any]) -> dict[str, Any]:
+def _head(card: ModelCard) -> dict[str, Any]:
     """What shapes the head, as the card's recipe records it (defaults where it does not)."""
-    recipe = card.get("recipe") or {}
+    recipe = card.recipe or {}
     return {"head_hidden": list(recipe.get("head_hidden") or ()),
             "batch_norm": bool(recipe.get("batch_norm"))}
 
 
-def _check_compatible(cards: Sequence[dict[str, Any]], sources: Sequence[str]) -> None:
-    first = cards[0]
+def _check_compatible(cards: Sequence[ModelCard], sources: Sequence[str]) -> None:
+    first = cards[0].to_dict()
     for source, card in zip(sources[1:], cards[1:]):
+        fields = card.to_dict()
         for key in SAME_IN_EVERY_INGREDIENT:
-            if card.get(key) != first.get(key):
-                raise ConfigError(f"{source}: its {key} ({card.get(key)}) differs from "
+            if fields.get(key) != first.get(key):
+                raise ConfigError(f"{source}: its {key} ({fields.get(key)}) differs from "
                                   f"{sources[0]}'s ({first.get(key)}); a soup averages networks "
                                   "of one architecture and input")
-        if _head(card) != _head(first):
+        if _head(card) != _head(cards[0]):
             raise ConfigError(f"{source}: its head {_head(card)} differs from {sources[0]}'s "
-                              f"{_head(first)}; a soup averages networks of one architecture")
+                              f"{_head(cards[0])}; a soup averages networks of one architecture")
 
 
 def average_weights(states: Sequence[dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
@@ -112,7 +114,7 @@ def training_faces_for(data: str, image_size: int, scaling: str = "fixed",
 
 
 def _ingredients(sources: Sequence[str | Path]) -> tuple[list[torch.nn.Module],
-                                                         list[dict[str, Any]]]:
+                                                         list[ModelCard]]:
     """Each exported model read back into its network, with its card, checked to average."""
     if len(sources) < 2:
         raise ConfigError("a soup needs at least two exported models")
@@ -132,50 +134,61 @@ def _soup_of(nets: Sequence[torch.nn.Module],
 
 
 def soup_network(sources: Sequence[str | Path], repair_on: torch.Tensor | None = None
-                 ) -> tuple[torch.nn.Module, list[dict[str, Any]]]:
+                 ) -> tuple[torch.nn.Module, list[ModelCard]]:
     """The uniform soup of the exported single models ``sources`` and their cards;
     ``repair_on``: training faces to renormalise the soup on (see :func:`repair`)."""
     nets, cards = _ingredients(sources)
     return _soup_of(nets, repair_on), cards
 
 
-def _ingredient_record(source: str, card: dict[str, Any]) -> dict[str, Any]:
-    return {**describe_source(source),
-            "val_acc": card.get("metrics", {}).get("val", {}).get("accuracy")}
+def _ingredient_record(source: str, card: ModelCard) -> dict[str, Any]:
+    return {**describe_source(source), "val_acc": card.val_accuracy}
 
 
-def build_soup(sources: Sequence[str | Path], out: str | Path, name: str | None = None,
-               evaluate_splits: Sequence[str] = ("val",), command: str | None = None,
-               flip_average: bool = False, data: str | None = None,
-               renormalise: bool = False) -> Path:
-    """Export the uniform soup of ``sources`` to ``out`` (.onnx) with its card: the ingredients
-    (file, SHA-1, their own validation accuracy and training command) and the soup's metrics on
-    ``evaluate_splits`` measured on the exported file, on the split the ingredients trained
-    with. ``data``: the dataset to measure on (default: the first ingredient's training data).
-    ``renormalise``: apply :func:`repair` on 2,048 faces of the data the first ingredient
-    trained on (``data`` when its card names none)."""
+def build_soup(sources: Sequence[str | Path], out: str | Path, renormalise: bool = False,
+               options: ExportOptions | None = None, **option_fields: Any) -> Path:
+    """Export the uniform soup of ``sources`` as one ONNX model with its card.
+
+    The card records the ingredients (file, SHA-1, their own validation accuracy and training
+    command) and the soup's metrics on ``options.evaluate_splits``, measured on the exported
+    file on the split the ingredients trained with.
+
+    Args:
+        sources: exported single models fine-tuned from the same start (two or more).
+        out: the ``.onnx`` file to write; the card goes beside it.
+        renormalise: apply :func:`repair` on 2,048 faces of the data the first ingredient
+            trained on (``options.data`` when its card names none).
+        options: how to export (:class:`ExportOptions`), or its fields as keywords.
+            ``options.data``: the dataset to measure on (default: the first ingredient's).
+
+    Returns:
+        The exported model's path.
+
+    Example:
+        >>> build_soup(["a.onnx", "b.onnx"], "soup.onnx", renormalise=True)  # doctest: +SKIP
+    """
+    options = options or ExportOptions(**option_fields)
     nets, cards = _ingredients(sources)
     first = cards[0]
-    recipe = first.get("recipe") or {}
+    recipe = first.recipe or {}
     split, split_seed = recipe.get("split", "official"), recipe.get("split_seed", 42)
-    measured_on = data or first.get("data")
+    measured_on = options.data or first.data
     if not measured_on:
         raise ConfigError(f"{sources[0]}: its card names no dataset; give one with --data")
-    size = int(first["input"]["shape"][-1])
-    scaling = first["input"].get("scaling", "fixed")
-    faces = (training_faces_for(first.get("data") or measured_on, size, scaling, split,
-                                split_seed) if renormalise else None)
+    faces = (training_faces_for(first.data or measured_on, first.image_size, first.scaling,
+                                split, split_seed) if renormalise else None)
     net = _soup_of(nets, faces)
     out = Path(out)
     method = "uniform average of the exported weights (BatchNorm folded)" + (
         ", renormalised (REPAIR) on 2,048 training faces" if renormalise else "")
-    card = new_card(name or out.stem, size, scaling, flip_average, command,
-                    backbone=first["backbone"], pretrained=first.get("pretrained"),
+    card = new_card(options.name or out.stem, first.image_size, first.scaling,
+                    options.flip_average, options.command,
+                    backbone=first.backbone, pretrained=first.pretrained,
                     data=measured_on, recipe=recipe,
                     soup={"method": method,
                           "ingredients": [_ingredient_record(str(s), c)
                                           for s, c in zip(sources, cards)]})
     with model_with_card(out) as staged:
-        export_onnx(net, staged, size, flip_average=flip_average)
-        write_card(staged, card, measured_on, evaluate_splits, split, split_seed)
+        export_onnx(net, staged, first.image_size, flip_average=options.flip_average)
+        write_card(staged, card, measured_on, options.evaluate_splits, split, split_seed)
     return out
