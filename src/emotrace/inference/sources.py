@@ -21,6 +21,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from emotrace.config import DEFAULT_TIMEOUT_S  # declared with the Recognizer's options
 from emotrace.data.images import MAX_PIXELS, ImageError, check_pixels, read_image, to_bgr8
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".pgm", ".ppm"}
@@ -92,8 +93,6 @@ def sniffs_as_video(path: str | os.PathLike) -> bool:
         return False
 
 
-#: A stream or camera that delivers no frame for this long is reported as stalled.
-DEFAULT_TIMEOUT_S = 10.0
 #: Longest wait, when a video is closed early, for its reader thread to leave OpenCV.
 CLOSE_WAIT_S = 3.0
 
