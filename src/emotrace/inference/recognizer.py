@@ -107,39 +107,31 @@ class Recognizer:
     def recognize(self, image: np.ndarray, source: str = "array") -> Result:
         """Faces and emotions of one BGR (or grey/BGRA) image; the faces are classified in one
         batch. For video frames use :meth:`stream` so face ids carry across frames."""
-        return self._recognize(to_bgr8(image), source)
+        return self._recognize(to_bgr8(image), source, state=StillImage(self))
 
     def stream(self, fps: float = 30.0) -> VideoStream:
         """A :class:`VideoStream`: frames given to it one by one share face ids and smoothing."""
         return VideoStream(self, fps)
 
     def _recognize(self, image: np.ndarray, source: str, frame: int | None = None,
-                   time: float | None = None, stream: VideoStream | None = None) -> Result:
-        if stream is None:
-            detections = self.detect(image)
-            ids: list[int | None] = [None] * len(detections)
-            people: list[int | None] = ids
-        else:
-            detections, ids, people = stream.faces(image)
-        due = [stream is None or stream.due(track_id) for track_id in ids]
+                   time: float | None = None, *, state: StillImage | VideoStream) -> Result:
+        """One image: ``state`` says which faces it has and which are due for classification
+        (a still image: all; a video frame: its stream's tracked faces)."""
+        detections, ids, people = state.faces(image)
+        due = [state.due(track_id) for track_id in ids]
         crops = [self.crop(image, d) for d, fresh in zip(detections, due) if fresh]
         fresh_probs = iter(self.classifier.predict_faces(crops))
         faces = []
         for detection, track_id, person_id, fresh in zip(detections, ids, people, due):
-            p = next(fresh_probs) if fresh else None
-            if stream is not None:
-                p = stream.scores(track_id, p)
+            p = state.scores(track_id, next(fresh_probs) if fresh else None)
             scores = {name: round(float(v), 4) for name, v in zip(self.classifier.classes, p)}
             faces.append(Face(detection.box, max(scores, key=scores.get), scores,
                               None if detection.score is None else round(detection.score, 4),
                               None if detection.landmarks is None
                               else np.round(detection.landmarks, 1).tolist(), track_id,
                               person_id))
-        thumbnails = {}
-        if stream is not None:
-            thumbnails = stream.end_frame(ids)
         return Result(source, faces, frame, time, image=image, warning=self._size_warning(image),
-                      thumbnails=thumbnails)
+                      thumbnails=state.end_frame(ids))
 
     def _size_warning(self, image: np.ndarray) -> str | None:
         height, width = image.shape[:2]
@@ -196,12 +188,13 @@ class Recognizer:
 
     def _run_source(self, info: SourceInfo, frames: Iterator[Frame], every: int,
                     sinks: Sequence[Sink]) -> Iterator[Result]:
-        stream = self.stream(info.fps / every) if info.is_video else None
+        state = self.stream(info.fps / every) if info.is_video else StillImage(self)
         fan_out = Sinks(sinks)
         fan_out.start(info)
         try:
             for frame in frames:
-                result = self._recognize(frame.image, info.source, frame.index, frame.time, stream)
+                result = self._recognize(frame.image, info.source, frame.index, frame.time,
+                                         state=state)
                 yield fan_out.write(result)
         except SourceError as error:
             yield fan_out.write(Result(info.source, error=error.message))
@@ -209,6 +202,32 @@ class Recognizer:
             fan_out.end(info)
             raise
         fan_out.end(info)
+
+
+class StillImage:
+    """The per-image state of a photo: every face is detected and classified afresh, with no ids
+    (the same calls as :class:`VideoStream`, so the pipeline has no special case for photos)."""
+
+    def __init__(self, recognizer: Recognizer) -> None:
+        self.recognizer = recognizer
+
+    def faces(self, image: np.ndarray
+              ) -> tuple[list[Detection], list[int | None], list[int | None]]:
+        """The image's faces, without track or person ids."""
+        detections = self.recognizer.detect(image)
+        return detections, [None] * len(detections), [None] * len(detections)
+
+    def due(self, track_id: int | None) -> bool:
+        """Every face of a photo is classified."""
+        return True
+
+    def scores(self, track_id: int | None, probs: np.ndarray | None) -> np.ndarray:
+        """The classifier's own scores."""
+        return probs
+
+    def end_frame(self, ids: list[int | None]) -> dict[int, np.ndarray]:
+        """A photo keeps no people, so it has no thumbnails."""
+        return {}
 
 
 class VideoStream:
@@ -234,7 +253,7 @@ class VideoStream:
     def recognize(self, image: np.ndarray, time: float | None = None,
                   source: str = "stream") -> Result:
         """Faces and emotions of the stream's next frame."""
-        return self.recognizer._recognize(to_bgr8(image), source, self.frames, time, self)
+        return self.recognizer._recognize(to_bgr8(image), source, self.frames, time, state=self)
 
     def faces(self, image: np.ndarray
               ) -> tuple[list[Detection], list[int | None], list[int | None]]:
