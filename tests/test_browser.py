@@ -117,6 +117,10 @@ def test_video_job_shows_progress_then_timeline_and_summary(page, tmp_path):
                            ".filter((img) => img.naturalWidth > 0).length >= 4", timeout=30_000)
     page.wait_for_function("document.getElementById('job-timeline').naturalWidth > 0")
     assert "Done: 45 frames" in page.locator("#job-status").inner_text()
+    # downloads take the names the server gives its files
+    assert [page.locator(f"#dl-{kind}").get_attribute("download") for kind in
+            ("csv", "summary", "video")] == ["lecture.faces.csv", "lecture.summary.json",
+                                             "lecture.annotated.webm"]
     assert "lecture.mp4 — done" in page.locator("#jobs").inner_text()
     page.reload()  # the job survives a reload
     page.click("button[data-view='video']")

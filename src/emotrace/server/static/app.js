@@ -34,7 +34,19 @@ async function api(path, options = {}) {
 
 // Downloads and images that need the token are fetched and shown as blob URLs.
 async function blobUrl(path) {
-  return URL.createObjectURL(await (await api(path)).blob());
+  return (await download(path)).url;
+}
+
+// A job's result file: its bytes, a blob URL, and the name the server gives it
+// (Content-Disposition: the server names the files, the page does not).
+async function download(path) {
+  const response = await api(path);
+  const header = response.headers.get("content-disposition") || "";
+  const encoded = /filename\*=utf-8''([^;]+)/i.exec(header);
+  const plain = /filename="([^"]*)"/i.exec(header);
+  const blob = await response.blob();
+  return { blob, url: URL.createObjectURL(blob),
+           name: encoded ? decodeURIComponent(encoded[1]) : plain ? plain[1] : "" };
 }
 
 function fillTable(table, header, rows) {
@@ -128,17 +140,16 @@ async function followJob(id) {
 
 async function showJob(job) {
   const base = `/v1/jobs/${job.id}`;
-  const summary = await (await api(`${base}/summary`)).json();
+  const summaryFile = await download(`${base}/summary`);
+  const summary = JSON.parse(await summaryFile.blob.text());
   $("job-timeline").src = await blobUrl(`${base}/timeline.png`);
   const annotated = job.options ? job.options.annotate : true;
   $("job-video-box").hidden = $("dl-video-item").hidden = !annotated;
   $("job-video").removeAttribute("src");
-  if (annotated) $("job-video").src = await blobUrl(`${base}/video`);
-  const stem = job.filename.replace(/\.[^.]*$/, "");
-  $("dl-csv").href = await blobUrl(`${base}/faces.csv`); $("dl-csv").download = `${stem}.faces.csv`;
-  if (annotated) { $("dl-video").href = $("job-video").src; $("dl-video").download = `${stem}.annotated.webm`; }
-  $("dl-summary").href = URL.createObjectURL(new Blob([JSON.stringify(summary, null, 2)], { type: "application/json" }));
-  $("dl-summary").download = `${stem}.summary.json`;
+  const files = { "dl-csv": await download(`${base}/faces.csv`), "dl-summary": summaryFile };
+  if (annotated) files["dl-video"] = await download(`${base}/video`);
+  if (annotated) $("job-video").src = files["dl-video"].url;
+  for (const [id, file] of Object.entries(files)) { $(id).href = file.url; $(id).download = file.name; }
   const people = summary.faces.filter((f) => f.frames >= 3);
   // thumbnails need the token too: fetched, then shown as blob URLs
   const thumbs = await Promise.all(people.map((f) => (f.thumbnail && f.person_id
