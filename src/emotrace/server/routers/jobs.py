@@ -1,5 +1,6 @@
 """``/v1/jobs``: video jobs (post, list, progress, results, delete)."""
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -77,7 +78,7 @@ def get_job(job: ExistingJob) -> Job:
     return public_job(job)
 
 
-def _result_route(kind: str):
+def _result_route(kind: str) -> Callable[..., FileResponse]:
     """The route that serves the result file ``kind`` of a done job (:data:`RESULT_FILES`)."""
     result = RESULT_FILES[kind]
 
@@ -92,15 +93,21 @@ def _result_route(kind: str):
     return serve_result
 
 
-for _kind, _result in RESULT_FILES.items():
-    _ok: dict[str, Any] = {"description": _result.description,
-                           "content": {_result.media_type: {}}}
-    if _kind == "summary":
-        _ok["model"] = VideoSummary
-    router.add_api_route(f"/{{job_id}}/{_result.route}", _result_route(_kind), methods=["GET"],
-                         response_class=FileResponse, description=_result.description,
-                         name=f"job_{_kind}", summary=f"Job {_result.route}",
-                         responses={200: _ok, **error_responses(404, 409)})
+def _add_result_routes() -> None:
+    """``GET /v1/jobs/{id}/ROUTE`` for each of :data:`RESULT_FILES` (the summary's JSON declared
+    by :class:`~emotrace.server.schemas.VideoSummary`)."""
+    for kind, result in RESULT_FILES.items():
+        ok: dict[str, Any] = {"description": result.description,
+                              "content": {result.media_type: {}}}
+        if kind == "summary":
+            ok["model"] = VideoSummary
+        router.add_api_route(f"/{{job_id}}/{result.route}", _result_route(kind), methods=["GET"],
+                             response_class=FileResponse, description=result.description,
+                             name=f"job_{kind}", summary=f"Job {result.route}",
+                             responses={200: ok, **error_responses(404, 409)})
+
+
+_add_result_routes()
 
 
 @router.get("/{job_id}/people/{person_id}.jpg", response_class=FileResponse,
