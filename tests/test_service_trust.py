@@ -353,8 +353,11 @@ def test_clean_stops_cost_a_job_nothing_and_deaths_fail_it_the_third_time(tmp_pa
         with TestClient(create_app(settings)) as client:
             jobs = client.get("/v1/jobs").json()
             job_id = jobs[0]["id"] if jobs else client.post(
-                "/v1/jobs", files=upload("long.mp4", long_clip.read_bytes())).json()["id"]
-            while client.get(f"/v1/jobs/{job_id}").json()["progress"]["frames_done"] == 0:
+                "/v1/jobs?annotate=false", files=upload("long.mp4", long_clip.read_bytes())
+            ).json()["id"]
+            deadline = time.time() + 60
+            while (job := client.get(f"/v1/jobs/{job_id}").json())["progress"]["frames_done"] == 0:
+                assert time.time() < deadline and job["status"] in ("queued", "running"), job
                 time.sleep(0.1)
         job = client.app.state.store.get(job_id)
         assert job["status"] == "queued" and job["attempts"] == 0, job
