@@ -7,9 +7,10 @@ against the `fer` package in the same run.
 
 ``--identity-cost``: the cost of one id per person (cut detection + SFace embeddings), as the
 ratio of frame rates with ``identify=True`` (the default) and ``identify=False`` (motion tracks
-only, as before issue 26), runs alternated, with default settings and with detect every 2nd /
-classify every 3rd frame; ``--clip vga`` uses the 640x480 clip of ``benchmarks/speed.py``
-(300 frames, about 6 faces).
+only, as before issue 26), in on/off pairs (medians of the per-pair ratios), with default
+settings and with detect every 2nd / classify every 3rd frame, and as the main thread's CPU
+time spent in re-identification itself; ``--clip vga`` uses the 640x480 clip of
+``benchmarks/speed.py`` (300 frames, about 6 faces).
 
 For each configuration: steady-state frames/s (the first 30 frames left out), faces per frame
 (against detecting and classifying every frame), and how often a face's label differs from
@@ -46,23 +47,56 @@ CONFIGURATIONS = [
 ]
 
 
-def run_emotrace(video: Path, csv_out: Path, options: dict) -> dict:
-    """Decode, detect, track, classify and write a CSV, as `emotrace predict --csv` does."""
+def run_emotrace(video: Path, csv_out: Path, options: dict, own_time: bool = False) -> dict:
+    """Decode, detect, track, classify and write a CSV, as `emotrace predict --csv` does.
+    ``own_time``: also measure the CPU time of the main thread spent in re-identification (the
+    cut detector and the person gallery, SFace embeddings included) per steady-state frame."""
     recognizer = Recognizer(**options)
-    labels, stamps, cpu = [], [], []
+    own = {"seconds": 0.0, "frame": 0}
+    if own_time:
+        make_stream = recognizer.stream
+
+        def timed(*args, **kwargs):
+            stream = make_stream(*args, **kwargs)
+            own["gallery"] = stream.gallery
+            for owner, name in ((stream, "cuts"), (stream.gallery, "update")):
+                step = getattr(owner, name) if owner is not None else None
+                if step is not None:
+                    setattr(owner, name, _timed(step, own))
+            return stream
+
+        recognizer.stream = timed  # the instance's own attribute: nothing else is touched
+    labels, stamps, cpu, thread = [], [], [], []
     start = time.perf_counter()
     with CsvSink(csv_out) as sink:
         for result in recognizer.predict(video, stream=True, sinks=[sink]):
             stamps.append(time.perf_counter())
             cpu.append(time.process_time())
+            thread.append(time.thread_time())
             labels.append([(face.box, face.emotion) for face in result.faces])
+            own["frame"] += 1
     frames = len(stamps)
+    steady = frames - WARM_UP
     return {"options": options, "frames": frames,
-            "steady_cpu_ms": 1000 * (cpu[-1] - cpu[WARM_UP - 1]) / (frames - WARM_UP),
+            "steady_cpu_ms": 1000 * (cpu[-1] - cpu[WARM_UP - 1]) / steady,
+            "steady_thread_ms": 1000 * (thread[-1] - thread[WARM_UP - 1]) / steady,
+            "own_thread_ms": 1000 * own["seconds"] / steady,
+            "embeddings": own["gallery"].embeddings if own.get("gallery") else 0,
             "faces": sum(map(len, labels)), "seconds": stamps[-1] - start,
             "fps": frames / (stamps[-1] - start),
-            "steady_fps": (frames - WARM_UP) / (stamps[-1] - stamps[WARM_UP - 1]),
+            "steady_fps": steady / (stamps[-1] - stamps[WARM_UP - 1]),
             "labels": labels}
+
+
+def _timed(step, own: dict):
+    """``step`` that adds its main-thread CPU time to ``own`` after the warm-up frames."""
+    def call(*args, **kwargs):
+        begin = time.thread_time()
+        result = step(*args, **kwargs)
+        if own["frame"] >= WARM_UP:
+            own["seconds"] += time.thread_time() - begin
+        return result
+    return call
 
 
 def iou(a: tuple, b: tuple) -> float:
@@ -119,38 +153,56 @@ def run_fer(fer_python: str, video: Path, work: Path) -> dict:
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-def identity_cost(video: Path, work: Path, repeat: int) -> None:
-    """Frame rates with and without re-identification, alternated; ratios of the best runs."""
+def identity_cost(video: Path, work: Path, repeat: int) -> dict:
+    """Frame rates with and without re-identification, run in pairs (off then on, on then off
+    in the next pair: drift cancels); per pair the on/off ratio of steady-state frame rates and
+    of CPU time per frame; medians over the pairs. The machine is shared and noisy, so also the
+    main thread's CPU time spent in re-identification itself (cut detector + gallery), as a
+    share of the main thread's CPU time per frame without it: the part of the cost that does
+    not depend on what else runs."""
     settings = [("default", {}), ("detect 2, classify 3", {"detect_every": 2, "classify_every": 3})]
-    best: dict[tuple[str, bool], dict] = {}
-    cpu: dict[tuple[str, bool], list[float]] = {}
-    for _ in range(repeat):
+    pairs: dict[str, list[tuple[dict, dict]]] = {label: [] for label, _ in settings}
+    for index in range(repeat):
         for label, options in settings:
-            for identify in (False, True):
-                run = run_emotrace(video, work / "cost.csv", options | {"identify": identify})
-                key = (label, identify)
-                cpu.setdefault(key, []).append(run["steady_cpu_ms"])
-                if key not in best or run["steady_fps"] > best[key]["steady_fps"]:
-                    best[key] = run
-    # CPU time (all threads of the process) per frame is what the feature adds; it suffers less
-    # than wall-clock time from other work on the machine: medians of the runs.
-    print(f"{'settings':<24}{'re-id off fps':>14}{'re-id on fps':>14}{'on/off':>8}"
-          f"{'CPU ms/frame off':>18}{'on':>7}{'off/on':>8}")
+            order = (False, True) if index % 2 == 0 else (True, False)
+            runs = {identify: run_emotrace(video, work / "cost.csv",
+                                           options | {"identify": identify}, own_time=identify)
+                    for identify in order}
+            pairs[label].append((runs[False], runs[True]))
+    print(f"{'settings':<22}{'fps off':>9}{'on':>7}{'on/off fps':>12}{'IQR':>13}"
+          f"{'CPU ms off':>12}{'on':>7}{'on/off CPU':>12}{'own ms':>8}{'own/off':>9}"
+          f"{'embeds':>8}")
+    summary = {}
     for label, _ in settings:
-        off, on = best[(label, False)], best[(label, True)]
-        cpu_off, cpu_on = np.median(cpu[(label, False)]), np.median(cpu[(label, True)])
-        print(f"{label:<24}{off['steady_fps']:>14.1f}{on['steady_fps']:>14.1f}"
-              f"{on['steady_fps'] / off['steady_fps']:>8.3f}{cpu_off:>18.1f}{cpu_on:>7.1f}"
-              f"{cpu_off / cpu_on:>8.3f}")
-    print(json.dumps({f"{k[0]} / identify={k[1]}": {n: v for n, v in r.items() if n != "labels"}
-                      for k, r in best.items()}))
+        off = [a for a, _ in pairs[label]]
+        on = [b for _, b in pairs[label]]
+        fps = np.array([b["steady_fps"] / a["steady_fps"] for a, b in pairs[label]])
+        cpu = np.array([b["steady_cpu_ms"] / a["steady_cpu_ms"] for a, b in pairs[label]])
+        own = np.median([b["own_thread_ms"] for b in on])
+        main_off = np.median([a["steady_thread_ms"] for a in off])
+        q1, q3 = np.percentile(fps, [25, 75])
+        print(f"{label:<22}{np.median([a['steady_fps'] for a in off]):>9.1f}"
+              f"{np.median([b['steady_fps'] for b in on]):>7.1f}{np.median(fps):>12.3f}"
+              f"{f'{q1:.3f}-{q3:.3f}':>13}"
+              f"{np.median([a['steady_cpu_ms'] for a in off]):>12.1f}"
+              f"{np.median([b['steady_cpu_ms'] for b in on]):>7.1f}{np.median(cpu):>12.3f}"
+              f"{own:>8.2f}{own / main_off:>9.3f}{np.median([b['embeddings'] for b in on]):>8.0f}")
+        summary[label] = {"fps_ratio_median": float(np.median(fps)),
+                          "fps_ratios": fps.round(4).tolist(),
+                          "cpu_ratio_median": float(np.median(cpu)),
+                          "cpu_ratios": cpu.round(4).tolist(),
+                          "own_thread_ms": float(own), "main_thread_ms_off": float(main_off),
+                          "embeddings": [b["embeddings"] for b in on]}
+    print(json.dumps(summary))
+    return summary
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--fer-python", help="python of an environment with fer + tensorflow-cpu")
     parser.add_argument("--frames", type=int, default=180)
-    parser.add_argument("--repeat", type=int, default=2, help="alternate runs; best of each")
+    parser.add_argument("--repeat", type=int, default=2,
+                        help="alternate runs; best of each (--identity-cost: on/off pairs)")
     parser.add_argument("--identity-cost", action="store_true",
                         help="frame rate with / without one id per person (issue 26)")
     parser.add_argument("--clip", choices=["hall", "vga"], default="hall",
@@ -169,8 +221,9 @@ def main() -> None:
                                        frames=args.frames)
         if args.identity_cost:
             print(f"clip: {args.clip}, {args.frames} frames; steady state = frames "
-                  f"{WARM_UP + 1}-{args.frames}; best of {args.repeat}, runs alternated")
-            return identity_cost(video, work, args.repeat)
+                  f"{WARM_UP + 1}-{args.frames}; {args.repeat} on/off pairs, medians")
+            identity_cost(video, work, args.repeat)
+            return
         best: dict[str, dict] = {}
         fer_runs = []
         for _ in range(args.repeat):

@@ -55,11 +55,14 @@ RECHECK_FROM = 0.15
 #: person until a recheck found it ten frames later: an id that should never have existed.
 GOOD_SCORE = 0.8
 #: A new track whose face is not yet worth embedding, while someone known is out of view whom
-#: it could be, waits (no person id) until its face is (or stops improving: a small face that
-#: always scores low is taken as it is), at most this many frames (a third of a second).
+#: it could be, waits (no person id) while its face is still improving (coming out from behind
+#: something: a half-visible face can score 0.82 already), at most this many frames (a third
+#: of a second); a small face that always scores low is taken as it is a frame later.
 WAIT_FRAMES = 10
-#: A waiting face keeps waiting only while its score rises at least this much per detection.
+#: A waiting face is improving while its score rises at least this much from one detection to
+#: the next, or its box widens by this share.
 RISING = 0.02
+GROWING = 0.05
 EDGE = 2  # pixels: a box this close to the frame's border is cut off by it
 #: Tracks unseen for this many frames are dropped (the tracker retires them far sooner).
 FORGET_TRACK_AFTER = 600
@@ -203,6 +206,7 @@ class _Waiting:
 
     since: int  # frame of its first detection
     score: float  # its latest detection score
+    width: int  # and box width
     seen_at: int
 
 
@@ -242,6 +246,7 @@ class PersonGallery:
         self.people: dict[int, Person] = {}
         self.tracks: dict[int, _Track] = {}
         self.waiting: dict[int, _Waiting] = {}
+        self._new_shot = True  # the next update is a shot's first frame
         self.embeddings = 0  # embeddings computed (cost accounting)
         self._next_id = 1
         self._next_refresh = refresh_every
@@ -256,6 +261,7 @@ class PersonGallery:
         """After a cut: every track ended; the people stay in the gallery."""
         self.tracks.clear()
         self.waiting.clear()
+        self._new_shot = True
 
     def update(self, image: np.ndarray, detections: list[Detection], track_ids: list[int],
                frame: int) -> list[int | None]:
@@ -273,6 +279,7 @@ class PersonGallery:
         self.improved = set()
         taken = {self.tracks[t].person for t in track_ids if t in self.tracks}
         born = self._ready(image, detections, track_ids, taken, frame)
+        self._new_shot = False
         views: dict[int, tuple[np.ndarray, float]] = {}
         for index in born:
             embedded = self._embed(image, detections[index])
@@ -300,8 +307,10 @@ class PersonGallery:
         """The new tracks of this frame to give a person now (indices); the others wait.
 
         A new face waits only while someone known is out of view (whom it could be: with
-        nobody to find, the face can only be a new person) and while it is not worth
-        embedding, but improving, for at most ``WAIT_FRAMES``."""
+        nobody to find, the face can only be a new person). In a shot's first frame, faces
+        worth embedding are taken at once; any other new face (one that appears during a shot
+        is often coming out from behind something, or turning back) waits for its next
+        detection, and then as long as it improves, for at most ``WAIT_FRAMES``."""
         someone_away = any(p.id not in taken and p.embeddings for p in self.people.values())
         ready = []
         for index, track_id in enumerate(track_ids):
@@ -310,15 +319,18 @@ class PersonGallery:
             detection = detections[index]
             score = -1.0 if detection.score is None else float(detection.score)
             waiting = self.waiting.get(track_id)
-            if (not someone_away or detection.landmarks is None
-                    or worth_embedding(detection, image.shape)):
+            width = detection.box[2]
+            if waiting is not None:
+                improving = (score >= waiting.score + RISING
+                             or width >= (1 + GROWING) * waiting.width)
+                go = frame - waiting.since >= WAIT_FRAMES or not improving
+                waiting.score, waiting.width = score, width
+            elif (not someone_away or detection.landmarks is None
+                  or (self._new_shot and worth_embedding(detection, image.shape))):
                 go = True
-            elif waiting is None:
-                self.waiting[track_id] = _Waiting(frame, score, frame)
-                go = False
             else:
-                go = frame - waiting.since >= WAIT_FRAMES or score < waiting.score + RISING
-                waiting.score = score
+                self.waiting[track_id] = _Waiting(frame, score, width, frame)
+                go = False
             if go:
                 self.waiting.pop(track_id, None)
                 ready.append(index)
