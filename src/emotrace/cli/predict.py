@@ -1,7 +1,7 @@
 """``emotrace predict``: a Recognizer run over the sources, feeding the chosen sinks.
 
-The terminal is one more sink (:class:`ConsoleReport`): progress bar, a line per photo, every
-source error and warning, the closing summary. The loop itself has no special cases.
+The terminal is one more sink (:class:`~emotrace.cli.console.ConsoleReport`): progress bar, a
+line per photo, every source error and warning, the closing summary. The loop itself has no special cases.
 """
 
 from __future__ import annotations
@@ -9,89 +9,14 @@ from __future__ import annotations
 import argparse
 import contextlib
 import sys
+from typing import TYPE_CHECKING
 
-import cv2
-from tqdm.auto import tqdm
+from emotrace.cli.commands import MODEL_HELP
+from emotrace.config import RecognizerConfig
 
-from emotrace.inference.results import Result
-from emotrace.inference.sinks import Sink
-from emotrace.inference.sources import SourceInfo
-
-
-class ConsoleReport(Sink):
-    """What a person at the terminal sees (stderr; per-photo lines on stdout without --json)."""
-
-    def __init__(self, sources: int, every: int, describe_photos: bool) -> None:
-        super().__init__()
-        self.every, self.describe_photos = every, describe_photos
-        self.failed = self.done = self.warned = 0
-        self.bar = tqdm(total=sources, desc="recognising", unit="frame", leave=False,
-                        disable=None, file=sys.stderr)
-
-    def start(self, info: SourceInfo) -> None:
-        if info.is_video and self.bar.total is not None:
-            if info.frames is None:  # a camera or live stream: no end known
-                self.bar.total = None
-            else:
-                self.bar.total += -(-info.frames // self.every) - 1
-            self.bar.refresh()
-
-    def write(self, result: Result) -> None:
-        if not result.ok:
-            self.failed += 1
-            self._say(f"emotrace predict: {result.source}: {result.error}")
-            return
-        self.done += 1
-        self.bar.update(1)
-        if result.warning:
-            self.warned += 1
-            if self.warned == 1:
-                self._say(f"emotrace predict: {result.source}: {result.warning}")
-        if result.frame is None:
-            if self.describe_photos:
-                tqdm.write(_describe(result), file=sys.stdout)
-            elif not result.faces:
-                self._say(f"emotrace predict: {result.source}: no face found")
-
-    def _say(self, message: str) -> None:
-        tqdm.write(message, file=sys.stderr)
-
-    def close(self) -> None:
-        self.bar.close()
-
-    abort = close
-
-    def summary(self, written: list[str]) -> str:
-        text = f"{self.done} image(s)/frame(s) processed, {self.failed} source error(s)"
-        if self.warned > 1:
-            text += f", {self.warned} image(s) too small for face detection"
-        return text + (f"; wrote {', '.join(written)}" if written else "")
-
-
-class ShowWindow(Sink):
-    """A live preview when OpenCV has a GUI and a display; otherwise a one-time notice."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.available, self.stopped = True, False
-
-    def write(self, result: Result) -> None:
-        if not self.available or result.image is None:
-            return
-        try:
-            cv2.imshow("emotrace (q to quit)", result.draw())
-            self.stopped = cv2.waitKey(1) & 0xFF in (ord("q"), 27)
-        except cv2.error:
-            self.available = False
-            print("emotrace predict: --show: no display available (headless OpenCV or no "
-                  "$DISPLAY); processing continues without a window", file=sys.stderr)
-
-
-def _describe(result: Result) -> str:
-    if not result.faces:
-        return f"{result.source}: no face found"
-    faces = ", ".join(f"{f.emotion} {f.scores[f.emotion]:.0%}" for f in result.faces)
-    return f"{result.source}: {len(result.faces)} face(s): {faces}"
+if TYPE_CHECKING:
+    from emotrace.cli.console import ConsoleReport
+    from emotrace.inference.sinks import Sink
 
 
 def _check_outputs_spare_inputs(args: argparse.Namespace, sources: list) -> None:
@@ -129,11 +54,39 @@ def _output_sinks(args: argparse.Namespace, stack: contextlib.ExitStack) -> list
     return sinks
 
 
+def add_predict_parser(sub: argparse._SubParsersAction) -> None:
+    """``emotrace predict``: its options, beside its body."""
+    parser = sub.add_parser(
+        "predict", help="recognise emotions in images, folders, videos, cameras, streams",
+        description="Detect faces and classify their emotions. SOURCE is an image, a folder "
+                    "(recursive), a glob, a video file, a camera index (0) or a stream URL. "
+                    "Exit code 1 when a source could not be read.")
+    parser.add_argument("sources", nargs="*", metavar="SOURCE")
+    parser.add_argument("--examples", action="store_true",
+                         help="add the sample photos shipped with emotrace to the sources")
+    parser.add_argument("--json", action="store_true",
+                         help="print one JSON line per image / frame")
+    parser.add_argument("--save", metavar="DIR",
+                         help="write annotated images / videos, and per-video timeline + summary")
+    parser.add_argument("--csv", metavar="FILE", help="write one row per face per frame")
+    parser.add_argument("--every", type=int, default=1, metavar="N",
+                         help="process every N-th video frame (default: %(default)s)")
+    parser.add_argument("--show", action="store_true", help="show a live window when a display exists")
+    parser.add_argument("--ray", nargs="?", const="", default=None, metavar="ADDRESS",
+                         help="spread the work over Ray: no ADDRESS starts a local Ray for the "
+                              "run; 'auto' or HOST:PORT or ray://HOST:PORT joins a cluster "
+                              "(needs the ray extra; --save must be a folder every node reaches)")
+    parser.add_argument("--workers", type=int, metavar="N",
+                         help="with --ray: at most N image actors (and N CPUs for a local Ray)")
+    RecognizerConfig.add_arguments(parser, MODEL_HELP)  # --model, --detector, --min-face, ...
+    parser.set_defaults(run=predict)
+
+
 def predict(args: argparse.Namespace) -> int:
     from emotrace.cli.commands import EXIT_FAILED, EXIT_OK
     from emotrace.errors import UsageError
     from emotrace.errors import OutputError
-    from emotrace.config import RecognizerConfig
+    from emotrace.cli.console import ConsoleReport, ShowWindow
     from emotrace.inference import Recognizer
     from emotrace.inference.sources import expand_sources
     from emotrace.samples import sample_photos
