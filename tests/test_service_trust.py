@@ -18,7 +18,7 @@ import pytest
 
 pytest.importorskip("fastapi", reason="needs the serve extra")
 
-from conftest import TESTDATA  # noqa: E402
+from conftest import TESTDATA, cli  # noqa: E402
 from emotrace.server import ServerSettings, create_app  # noqa: E402
 from emotrace.testing import (ThreadedServer, free_port, write_panning_video,  # noqa: E402
                               write_png_bomb)
@@ -401,22 +401,17 @@ def formats(tmp_path_factory, client) -> dict:
     folder = tmp_path_factory.mktemp("formats")
     paths = [write_clip(folder / name, *FORMATS[name]) for name in FORMATS]
     (folder / "no-suffix").write_bytes(paths[0].read_bytes())  # sniffed, read as a video
-    cli = subprocess.Popen([*CLI, "predict", *map(str, paths), str(folder / "no-suffix"),
-                            "--csv", str(folder / "f.csv")], stdout=subprocess.PIPE,
-                           stderr=subprocess.PIPE, text=True)  # while the server works
-    try:
-        ids = {}
-        for path in paths:
-            created = client.post("/v1/jobs?annotate=false",
-                                  files=upload("upload.bin", path.read_bytes()))
-            assert created.status_code == 202, created.text
-            ids[path.name] = created.json()["id"]
-        jobs = {name: wait_for(client, job_id) for name, job_id in ids.items()}
-        stderr = cli.communicate(timeout=300)[1]
-    finally:
-        stop(cli)
-    return {"cli": (cli.returncode, stderr), "jobs": jobs,
-            "csv": (folder / "f.csv").read_text() if cli.returncode == 0 else ""}
+    ids = {}
+    for path in paths:
+        created = client.post("/v1/jobs?annotate=false",
+                              files=upload("upload.bin", path.read_bytes()))
+        assert created.status_code == 202, created.text
+        ids[path.name] = created.json()["id"]
+    # the CLI reads them in this process while the server's job thread works on its copies
+    read = cli("predict", *paths, folder / "no-suffix", "--csv", folder / "f.csv")
+    return {"cli": (read.returncode, read.stderr),
+            "jobs": {name: wait_for(client, job_id) for name, job_id in ids.items()},
+            "csv": (folder / "f.csv").read_text() if read.returncode == 0 else ""}
 
 
 @pytest.mark.parametrize("name", FORMATS)
