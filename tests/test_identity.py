@@ -46,8 +46,15 @@ def people_at(result, seats: list[tuple[int, int]]) -> list[int | None]:
     return ids
 
 
-def test_person_who_leaves_and_comes_back_keeps_the_id():
-    stream = Recognizer().stream()
+@pytest.fixture(scope="module")
+def recognizer():
+    """One recognizer for the module (models loaded once); each test opens its own stream,
+    which holds all of a video's state (tracks, gallery, cuts)."""
+    return Recognizer()
+
+
+def test_person_who_leaves_and_comes_back_keeps_the_id(recognizer):
+    stream = recognizer.stream()
     a, b = photo(PEOPLE[0], 0, 140), photo(PEOPLE[1], 0, 140)
     seats = [(80, 150), (380, 150)]
     results = []
@@ -64,31 +71,33 @@ def test_person_who_leaves_and_comes_back_keeps_the_id():
     # the motion track did end: the id came back from the face, not from the tracker
     track = {f.person_id: f.track_id for f in before.faces}
     assert {f.person_id: f.track_id for f in after.faces} != track
-    assert len({f.person_id for r in results for f in r.faces}) == 2
+    assert {f.person_id for r in results for f in r.faces} - {None} == set(track)
+    # back in the middle of a shot, a face waits one detection (no id) to be seen whole
+    assert [i for i, r in enumerate(results) for f in r.faces if f.person_id is None] == [45]
 
 
-def test_face_coming_out_from_behind_an_occluder_never_gets_a_short_lived_id():
+def test_face_coming_out_from_behind_an_occluder_never_gets_a_short_lived_id(recognizer):
     """A passing occluder hides one person long enough to end the track, then uncovers the
     face from one side: the half-visible face (YuNet scores it 0.81 already) is not yet told
     apart from a stranger, so it waits, without id, and takes its own id back."""
-    stream = Recognizer().stream()
+    stream = recognizer.stream()
     a, b = photo(PEOPLE[0], 0, 140), photo(PEOPLE[1], 0, 140)
     seats = [(80, 150), (380, 150)]
     results = []
-    for frame in range(70):
+    for frame in range(50):
         image = scene((110, 130, 100), [(a, *seats[0]), (b, *seats[1])])
-        if frame >= 10:  # covers b from frame 10, slides off from frame 40, 8 px a frame
-            left = seats[1][0] - 20 + max(0, frame - 40) * 8
+        if frame >= 5:  # covers b from frame 5 (longer than the tracker waits), slides off
+            left = seats[1][0] - 20 + max(0, frame - 25) * 8  # from frame 25, 8 px a frame
             cv2.rectangle(image, (left, 130), (left + 180, 310), (40, 40, 60), -1)
         results.append(stream.recognize(image))
-    before, after = people_at(results[5], seats), people_at(results[-1], seats)
+    before, after = people_at(results[2], seats), people_at(results[-1], seats)
     assert None not in before and before == after
-    assert people_at(results[30], seats)[1] is None  # b was hidden
+    assert people_at(results[20], seats)[1] is None  # b was hidden
     assert {f.person_id for r in results for f in r.faces} - {None} == set(before)
 
 
-def test_cut_with_reseated_people_keeps_every_id_with_its_person():
-    stream = Recognizer().stream()
+def test_cut_with_reseated_people_keeps_every_id_with_its_person(recognizer):
+    stream = recognizer.stream()
     seats = [(40, 60), (240, 60), (440, 60), (140, 280), (340, 280)]
     order = [[0, 1, 2, 3], [3, 0, 1, 2], [1, 3, 2, 0]]  # who sits where, per shot
     backgrounds = [(120, 110, 100), (60, 90, 140), (150, 150, 90)]
@@ -122,7 +131,7 @@ def embeddings(embedder, person: str, count: int) -> list[np.ndarray]:
     return vectors
 
 
-def test_look_alike_faces_of_different_people_are_not_merged(embedder):
+def test_look_alike_faces_of_different_people_are_not_merged(embedder, recognizer):
     """The most similar photos of different people (the hardest look-alikes among 12 people,
     3 photos each, taken on different days) stay below the match threshold; photos of one
     person mostly pass it."""
@@ -137,7 +146,7 @@ def test_look_alike_faces_of_different_people_are_not_merged(embedder):
     # and in a video: the closest look-alike, seen after a cut in the same seat, is a new person
     a, b = max(combinations(names, 2), key=lambda ab: max(
         float(u @ v) for u in vectors[ab[0]] for v in vectors[ab[1]]))
-    stream = Recognizer().stream()
+    stream = recognizer.stream()
     first = [stream.recognize(scene((100, 120, 90), [(photo(a, 0, 150), 240, 150)]))
              for _ in range(5)]
     second = [stream.recognize(scene((80, 80, 130), [(photo(b, 1, 150), 240, 150)]))
@@ -146,12 +155,12 @@ def test_look_alike_faces_of_different_people_are_not_merged(embedder):
     assert {f.person_id for r in second for f in r.faces} == {2}
 
 
-def test_identical_faces_in_one_frame_never_share_a_person_id():
+def test_identical_faces_in_one_frame_never_share_a_person_id(recognizer):
     """The test photo twice side by side (8 faces, 4 pairs of identical faces), then a cut
     back to the same frame: every face of a frame has its own person id, always."""
     image = cv2.imread(str(TESTDATA / "face.jpg"))
     twice = np.hstack([image, image])
-    stream = Recognizer().stream()
+    stream = recognizer.stream()
     results = [stream.recognize(frame) for frame in
                [twice] * 4 + [np.full_like(twice, 200)] * 6 + [twice] * 4]
     for result in results:
@@ -171,8 +180,8 @@ def test_without_landmarks_each_track_is_a_person():
     assert len(set(tracks.values())) == len(tracks)
 
 
-def test_video_json_summary_and_thumbnails_per_person(tmp_path):
-    stream = Recognizer().stream()
+def test_video_json_summary_and_thumbnails_per_person(tmp_path, recognizer):
+    stream = recognizer.stream()
     timeline = VideoTimeline("clip.mp4")
     seats = [(60, 150), (400, 150)]
     for frame in range(12):

@@ -4,9 +4,16 @@ Motion tracks (:mod:`emotrace.inference.tracking`) keep an id only while a box m
 a face that is lost (hidden, looking down, out of the frame) or comes back after a cut starts a
 new track. :class:`PersonGallery` gives each new track the id of the known person it looks like
 (cosine similarity of SFace embeddings of the aligned face, above a threshold chosen on
-``benchmarks/identity.py``), or a new person id. Embeddings cost about 50-100 ms a face on one
-core, so a face is embedded only when its track is born, plus one face (the one embedded longest
+``benchmarks/identity.py``), or a new person id. Embeddings cost about 40-50 ms of CPU a face,
+so a face is embedded only when its track is born, plus one face (the one embedded longest
 ago) every ``refresh_every`` frames, never every face every frame.
+
+A new face that is not yet seen well enough to tell who it is (half hidden, entering at the
+frame's border, still coming out from behind something) while someone known is out of view
+waits a few frames with no person id (``None``) rather than get an id of its own that a later,
+better look would take back (``WAIT_FRAMES``). A face seen well that is still unlike anyone
+can only be looked at again later (``RECHECK_AFTER``): if it then is someone known, the short-
+lived id it had is dropped.
 """
 
 from __future__ import annotations
@@ -36,9 +43,12 @@ DEFAULT_MATCH_THRESHOLD = 0.42
 #: (returning members found, newcomers merged, in galleries of 10 and 30).
 LOW_THRESHOLD = 0.35
 MARGIN = 0.15
-#: One visible face is re-embedded every this many frames (the one embedded longest ago): new
-#: views for the gallery, a better thumbnail. 150 frames (5 s at 30 fps) cost about 0.5 ms a frame.
-DEFAULT_REFRESH_EVERY = 150
+#: One visible face is re-embedded every this many frames (the one embedded longest ago, among
+#: faces worth embedding): new views for the gallery, a better thumbnail. 300 frames (10 s at
+#: 30 fps) cost about 0.15 ms a frame (an embedding: 40-50 ms of CPU), 1.5% of a VGA frame
+#: with detection every 2nd frame (``benchmarks/classroom.py --identity-cost``); every 150
+#: frames cost twice that and kept the same ids on ``benchmarks/identity.py``.
+DEFAULT_REFRESH_EVERY = 300
 MAX_EMBEDDINGS = 8  # per person: the first view and the latest ones
 #: A track that started a new person while others were known is looked at again this many
 #: frames after its birth: a face born half hidden or turned away embeds poorly, and the second
@@ -426,7 +436,8 @@ class PersonGallery:
         """Re-embed the visible face embedded longest ago: a new view of its person, or, when it
         clearly is another (free) known person, that person's id from now on."""
         candidates = [i for i in range(len(track_ids)) if i not in born
-                      and track_ids[i] in self.tracks and detections[i].landmarks is not None]
+                      and track_ids[i] in self.tracks
+                      and worth_embedding(detections[i], image.shape)]
         if not candidates:
             return
         self._next_refresh = frame + self.refresh_every
