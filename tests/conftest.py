@@ -7,8 +7,13 @@ once, with one line, when it is missing."""
 
 from __future__ import annotations
 
+import contextlib
+import io
 import os
 import shutil
+import signal
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -68,3 +73,53 @@ def panning_video(tmp_path_factory) -> Path:
 
     return write_panning_video(TESTDATA / "face.jpg",
                                tmp_path_factory.mktemp("video") / "faces.mp4", frames=30, step=2)
+
+
+@pytest.fixture(scope="session")
+def long_video(tmp_path_factory) -> Path:
+    """A 1200-frame still video (40 s): long enough that a run stopped on its first rows has
+    most of it left. Written once for every test that stops or kills a run part-way."""
+    from emotrace.testing import write_panning_video
+
+    return write_panning_video(TESTDATA / "face.jpg", tmp_path_factory.mktemp("long") / "long.mp4",
+                               frames=1200, step=0)
+
+
+@pytest.fixture(scope="session")
+def recognizer():
+    """The default Recognizer, its models loaded once for the session's tests that only read
+    its answers (each predict() starts its sources afresh: no state is carried between calls)."""
+    from emotrace import Recognizer
+
+    return Recognizer()
+
+
+def cli(*args: object) -> subprocess.CompletedProcess:
+    """``emotrace ARGS`` through the command's entry point in this process: its exit code and
+    what it printed, as a subprocess would give them, without a fresh interpreter importing
+    OpenCV, onnxruntime and SciPy again (about 2 s of CPU a call). Tests of what only a process
+    shows (signals, peak memory, start-up, concurrent runs, hangs) use :func:`cli_process`."""
+    from emotrace.cli.main import main
+
+    argv = [str(a) for a in args]
+    out, err = io.StringIO(), io.StringIO()
+    handlers = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
+    log_level = os.environ.get("OPENCV_FFMPEG_LOGLEVEL")
+    try:
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            try:
+                code = main(argv)
+            except SystemExit as stop:  # argparse: usage errors (2), --help / --version (0)
+                code = stop.code if isinstance(stop.code, int) else int(stop.code is not None)
+    finally:
+        for signum, handler in handlers.items():  # main() installs its own
+            signal.signal(signum, handler)
+        if log_level is None:
+            os.environ.pop("OPENCV_FFMPEG_LOGLEVEL", None)
+    return subprocess.CompletedProcess(["emotrace", *argv], code, out.getvalue(), err.getvalue())
+
+
+def cli_process(*args: object, timeout: float = 120, **options) -> subprocess.CompletedProcess:
+    """``python -m emotrace.cli.main ARGS`` in a process of its own."""
+    return subprocess.run([sys.executable, "-m", "emotrace.cli.main", *map(str, args)],
+                          capture_output=True, text=True, timeout=timeout, **options)

@@ -4,13 +4,7 @@ import sys
 
 import pytest
 
-from conftest import TESTDATA
-from emotrace import Recognizer
-
-
-def emotrace(*args, timeout=120):
-    return subprocess.run([sys.executable, "-m", "emotrace.cli.main", *map(str, args)],
-                          capture_output=True, text=True, timeout=timeout)
+from conftest import TESTDATA, cli, cli_process
 
 
 @pytest.fixture(scope="module")
@@ -32,27 +26,27 @@ def bad_inputs(tmp_path_factory):
                                            ("text.jpg", "not a readable image"),
                                            ("truncated.jpg", "not a readable image"),
                                            ("missing.jpg", "not found")])
-def test_unreadable_images_give_a_clear_error(bad_inputs, name, message):
-    result = Recognizer().predict(bad_inputs / name)[0]
+def test_unreadable_images_give_a_clear_error(recognizer, bad_inputs, name, message):
+    result = recognizer.predict(bad_inputs / name)[0]
     assert not result.ok and message in result.error and result.faces == []
 
 
-def test_truncated_video_reports_where_it_ended(bad_inputs):
-    results = Recognizer().predict(bad_inputs / "truncated.mp4")
+def test_truncated_video_reports_where_it_ended(recognizer, bad_inputs):
+    results = recognizer.predict(bad_inputs / "truncated.mp4")
     assert not results[-1].ok
     assert "truncated" in results[-1].error or "cannot open" in results[-1].error
     assert all(r.ok for r in results[:-1])
     assert len(results) - 1 < 60
 
 
-def test_unreadable_camera_does_not_hang():
-    result = Recognizer().predict(97)[0]
+def test_unreadable_camera_does_not_hang(recognizer):
+    result = recognizer.predict(97)[0]
     assert not result.ok and "camera 97" in result.error
 
 
 def test_batch_goes_on_and_exit_code_says_something_failed(bad_inputs, tmp_path):
     out = tmp_path / "out"
-    run = emotrace("predict", TESTDATA / "face.jpg", bad_inputs / "text.jpg",
+    run = cli("predict", TESTDATA / "face.jpg", bad_inputs / "text.jpg",
                    bad_inputs / "empty.jpg", TESTDATA / "cat.bmp", "--json",
                    "--csv", tmp_path / "faces.csv", "--save", out)
     assert run.returncode == 1
@@ -68,33 +62,29 @@ def test_batch_goes_on_and_exit_code_says_something_failed(bad_inputs, tmp_path)
 
 
 def test_show_without_display_still_writes_outputs(tmp_path, panning_video):
-    run = emotrace("predict", panning_video, "--every", "10", "--show", "--csv", tmp_path / "f.csv")
+    run = cli("predict", panning_video, "--every", "10", "--show", "--csv", tmp_path / "f.csv")
     assert run.returncode == 0, run.stderr
     assert "no display" in run.stderr
     assert (tmp_path / "f.csv").exists()
 
 
 def test_missing_model_file_is_a_clear_error(tmp_path):
-    run = emotrace("predict", TESTDATA / "face.jpg", "--model", tmp_path / "nope.onnx")
+    run = cli("predict", TESTDATA / "face.jpg", "--model", tmp_path / "nope.onnx")
     assert run.returncode == 2 and "model file not found" in run.stderr
     assert "Traceback" not in run.stderr
 
 
 def test_unreachable_stream_fails_fast_with_a_clear_message():
-    run = emotrace("predict", "rtsp://127.0.0.1:9/live", timeout=60)
+    run = cli_process("predict", "rtsp://127.0.0.1:9/live", timeout=60)  # a hang fails it
     assert run.returncode == 1
     assert "rtsp://127.0.0.1:9/live: cannot open the stream" in run.stderr
 
 
-def test_ctrl_c_keeps_what_was_written(tmp_path):
+def test_ctrl_c_keeps_what_was_written(long_video, tmp_path):
     import signal
     import time
 
-    from emotrace.testing import write_panning_video
-
-    frames = 1500
-    video = write_panning_video(TESTDATA / "face.jpg", tmp_path / "long.mp4", frames=frames,
-                                step=0)
+    video, frames = long_video, 1200
     process = subprocess.Popen([sys.executable, "-m", "emotrace.cli.main", "predict", str(video),
                                 "--csv", str(tmp_path / "faces.csv"), "--save", str(tmp_path / "out")],
                                stderr=subprocess.PIPE, text=True,

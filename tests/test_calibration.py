@@ -76,7 +76,7 @@ def test_unknown_model_name_says_what_to_give():
 
 
 def test_cli_predicts_with_the_accurate_model_and_refuses_to_calibrate_a_name(tmp_path):
-    from test_bad_input import emotrace
+    from conftest import cli as emotrace
 
     run = emotrace("predict", TESTDATA / "face.jpg", "--model", "accurate", "--json")
     assert run.returncode == 0, run.stderr

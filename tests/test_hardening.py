@@ -17,11 +17,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import FER, TESTDATA
-from emotrace import Recognizer
+from conftest import FER, TESTDATA, cli, cli_process
 from emotrace.data import load_dataset
 from emotrace.testing import FileServer, write_panning_video, write_png_bomb
-from test_bad_input import emotrace
 
 CLI = [sys.executable, "-m", "emotrace.cli.main"]
 
@@ -91,13 +89,12 @@ def test_image_at_the_pixel_limit_is_processed_under_1_gb(tmp_path):
 
 
 # 2. EXIF orientation ----------------------------------------------------------------------------
-def test_exif_orientation_is_applied_and_boxes_refer_to_the_upright_photo(tmp_path):
+def test_exif_orientation_is_applied_and_boxes_refer_to_the_upright_photo(recognizer, tmp_path):
     upright = Image.open(TESTDATA / "face.jpg")
     stored = upright.transpose(Image.Transpose.ROTATE_90)  # stored sideways (90 deg CCW) ...
     exif = Image.Exif()
     exif[0x0112] = 6  # ... with the tag that tells viewers to turn it 90 deg clockwise
     stored.save(tmp_path / "phone.jpg", exif=exif, quality=95)
-    recognizer = Recognizer()
     reference = recognizer.predict(TESTDATA / "face.jpg")[0]
     result = recognizer.predict(tmp_path / "phone.jpg")[0]
     assert result.image.shape == reference.image.shape
@@ -110,7 +107,7 @@ def test_exif_orientation_is_applied_and_boxes_refer_to_the_upright_photo(tmp_pa
 def test_empty_folder_and_unmatched_glob_give_one_plain_message(tmp_path):
     (tmp_path / "empty").mkdir()
     pattern = str(tmp_path / "*.nothing")
-    run = emotrace("predict", tmp_path / "empty", pattern, "--json")
+    run = cli("predict", tmp_path / "empty", pattern, "--json")
     assert run.returncode == 1
     lines = [json.loads(line) for line in run.stdout.splitlines()]
     assert [line["source"] for line in lines] == [str(tmp_path / "empty"), pattern]
@@ -140,18 +137,19 @@ def served(tmp_path_factory):
 
 def test_mp4_without_range_requests_fails_loudly(served, tmp_path):
     url = served.url("clip.mp4")  # index at the end, and the server cannot seek
-    run = emotrace("predict", url, "--csv", tmp_path / "out.csv", timeout=60)
+    run = cli_process("predict", url, "--csv", tmp_path / "out.csv", timeout=60)
     assert run.returncode == 1
     assert f"{url}: " in run.stderr and ("no frame" in run.stderr or "cannot open" in run.stderr)
 
 
 def test_streamed_video_works_and_a_stalled_one_is_reported(served, tmp_path):
-    good = emotrace("predict", served.url("clip.avi"), "--csv", tmp_path / "good.csv", timeout=60)
+    good = cli_process("predict", served.url("clip.avi"), "--csv", tmp_path / "good.csv",
+                       timeout=60)
     assert good.returncode == 0, good.stderr
     assert "90 image(s)/frame(s) processed" in good.stderr
     url = served.url("stall-clip.avi")
     started = time.time()
-    stalled = emotrace("predict", url, "--timeout", "2", "--csv", tmp_path / "stalled.csv",
+    stalled = cli_process("predict", url, "--timeout", "2", "--csv", tmp_path / "stalled.csv",
                        timeout=60)
     assert time.time() - started < 25  # the 30-s stall is cut by the 2-s read timeout
     assert stalled.returncode == 1
@@ -168,14 +166,14 @@ def test_evaluate_skips_and_reports_unreadable_images(bomb, tmp_path):
             shutil.copy(file, tmp_path / name / file.name)
     (tmp_path / "happy" / "broken.jpg").write_bytes(b"\xff\xd8 not a jpeg")
     shutil.copy(bomb, tmp_path / "sad" / "bomb.png")
-    run = emotrace("evaluate", "--data", tmp_path, "--json")
+    run = cli("evaluate", "--data", tmp_path, "--json")
     assert run.returncode == 1, run.stderr
     result = json.loads(run.stdout)
     assert result["n"] == 10 and result["skipped"] == 2
     assert sorted(Path(s["file"]).name for s in result["skipped_files"]) == ["bomb.png",
                                                                              "broken.jpg"]
     assert "skipped 2 unreadable image(s)" in run.stderr and "broken.jpg" in run.stderr
-    strict = emotrace("evaluate", "--data", tmp_path, "--strict")
+    strict = cli("evaluate", "--data", tmp_path, "--strict")
     assert strict.returncode == 2 and "broken.jpg" in strict.stderr
     assert "Traceback" not in run.stderr + strict.stderr
 
@@ -184,11 +182,11 @@ def test_evaluate_skips_and_reports_unreadable_images(bomb, tmp_path):
 def test_unwritable_outputs_are_refused_before_any_work(tmp_path):
     a_file = tmp_path / "plain.txt"
     a_file.write_text("x")
-    save_under_file = emotrace("predict", TESTDATA / "face.jpg", "--save", a_file / "out")
+    save_under_file = cli("predict", TESTDATA / "face.jpg", "--save", a_file / "out")
     assert save_under_file.returncode == 2
     assert f"{a_file / 'out'}" in save_under_file.stderr
     (tmp_path / "taken").mkdir()
-    csv_is_dir = emotrace("predict", TESTDATA / "face.jpg", "--csv", tmp_path / "taken")
+    csv_is_dir = cli("predict", TESTDATA / "face.jpg", "--csv", tmp_path / "taken")
     assert csv_is_dir.returncode == 2 and "names a folder" in csv_is_dir.stderr
     for run in (save_under_file, csv_is_dir):
         assert "face(s)" not in run.stdout  # nothing was processed
@@ -200,7 +198,7 @@ def test_unwritable_outputs_are_refused_before_any_work(tmp_path):
 def test_read_only_save_folder_is_refused(tmp_path):
     (tmp_path / "ro").mkdir()
     (tmp_path / "ro").chmod(0o555)
-    run = emotrace("predict", TESTDATA / "face.jpg", "--save", tmp_path / "ro")
+    run = cli("predict", TESTDATA / "face.jpg", "--save", tmp_path / "ro")
     assert run.returncode == 2 and "cannot write into this folder" in run.stderr
 
 
@@ -232,12 +230,6 @@ def test_ctrl_c_at_start_prints_no_traceback(delay):
     _, stderr = process.communicate(timeout=60)
     assert "Traceback" not in stderr and "KeyboardInterrupt" not in stderr
     assert process.returncode in (0, 130)
-
-
-@pytest.fixture(scope="module")
-def long_video(tmp_path_factory) -> Path:
-    return write_panning_video(TESTDATA / "face.jpg", tmp_path_factory.mktemp("long") / "long.mp4",
-                               frames=1200, step=0)
 
 
 def _wait_for_rows(folder: Path, stem: str, timeout: float = 60) -> None:
@@ -275,7 +267,7 @@ def test_partial_files_of_dead_processes_are_cleaned_by_the_next_run(tmp_path):
     (tmp_path / "out").mkdir()
     for path in (*stale, kept):
         path.write_text("half")
-    run = emotrace("predict", TESTDATA / "face.jpg", "--csv", tmp_path / "faces.csv",
+    run = cli("predict", TESTDATA / "face.jpg", "--csv", tmp_path / "faces.csv",
                    "--save", tmp_path / "out")
     assert run.returncode == 0, run.stderr
     assert not any(path.exists() for path in stale) and kept.exists()
@@ -293,7 +285,7 @@ def test_a_killed_runs_partial_video_is_removed_by_the_next_run_into_the_folder(
     killed.kill()  # SIGKILL: nothing of the run's own clean-up runs
     killed.wait()
     assert partial_files(out)
-    run = emotrace("predict", TESTDATA / "face.jpg", "--save", out)
+    run = cli("predict", TESTDATA / "face.jpg", "--save", out)
     assert run.returncode == 0, run.stderr
     assert not partial_files(out) and (out / "face.jpg").is_file()
 
@@ -329,7 +321,7 @@ def test_write_failure_mid_video_names_the_file_and_leaves_no_partial_video(long
 # 13. small images: reproducible, never a crash, said to be small -------------------------------
 def test_small_images_give_the_same_output_every_run_and_a_hint(tmp_path):
     files = sorted((FER / "test" / "happy").glob("PrivateTest_*.jpg"))[:72]
-    runs = [emotrace("predict", *files, "--json") for _ in range(3)]
+    runs = [cli("predict", *files, "--json") for _ in range(3)]
     assert all(run.returncode == 0 for run in runs), runs[0].stderr
     assert runs[0].stdout == runs[1].stdout == runs[2].stdout
     lines = [json.loads(line) for line in runs[0].stdout.splitlines()]
@@ -385,17 +377,17 @@ def test_bugs_are_internal_errors_with_a_debug_switch():
     loud = subprocess.run([sys.executable, "-c", code, "--debug", "predict", "x.jpg"],
                           capture_output=True, text=True, timeout=60)
     assert "Traceback" in loud.stderr and "KeyError" in loud.stderr
-    usage = emotrace("predict", TESTDATA / "face.jpg", "--smooth", "1.5")
+    usage = cli("predict", TESTDATA / "face.jpg", "--smooth", "1.5")
     assert usage.returncode == 2 and "smoothing must be in [0, 1)" in usage.stderr
 
 
 def test_sample_photos_ship_inside_the_package():
-    run = emotrace("predict", "--examples", "--json")
+    run = cli("predict", "--examples", "--json")
     assert run.returncode == 0, run.stderr
     lines = [json.loads(line) for line in run.stdout.splitlines()]
     assert [(Path(line["source"]).name, len(line["faces"])) for line in lines] == [
         ("classroom.jpg", 4), ("grace_hopper.jpg", 1)]
-    nothing = emotrace("predict")
+    nothing = cli("predict")
     assert nothing.returncode == 2 and "--examples" in nothing.stderr
 
 
@@ -405,9 +397,9 @@ def test_outputs_never_replace_inputs(tmp_path):
     photo = tmp_path / "in" / "a.jpg"
     shutil.copy(TESTDATA / "face.jpg", photo)
     before = photo.read_bytes()
-    into_inputs = emotrace("predict", tmp_path / "in", "--save", tmp_path / "in")
+    into_inputs = cli("predict", tmp_path / "in", "--save", tmp_path / "in")
     assert into_inputs.returncode == 2 and "holds input files" in into_inputs.stderr
-    over_input = emotrace("predict", photo, "--csv", photo)
+    over_input = cli("predict", photo, "--csv", photo)
     assert over_input.returncode == 2 and "is one of the inputs" in over_input.stderr
     assert photo.read_bytes() == before
 
@@ -416,16 +408,16 @@ def test_csv_through_links_pipes_and_stdout(tmp_path):
     target = tmp_path / "real.csv"
     target.write_text("old")
     (tmp_path / "link.csv").symlink_to(target)
-    run = emotrace("predict", TESTDATA / "face.jpg", "--csv", tmp_path / "link.csv")
+    run = cli("predict", TESTDATA / "face.jpg", "--csv", tmp_path / "link.csv")
     assert run.returncode == 0 and (tmp_path / "link.csv").is_symlink()
     assert len(target.read_text().splitlines()) == 5  # the link's target got the rows
     fifo = tmp_path / "pipe.csv"
     os.mkfifo(fifo)
     reader = subprocess.Popen(["cat", str(fifo)], stdout=subprocess.PIPE, text=True)
-    run = emotrace("predict", TESTDATA / "face.jpg", "--csv", fifo)
+    run = cli("predict", TESTDATA / "face.jpg", "--csv", fifo)
     assert run.returncode == 0 and len(reader.communicate(timeout=60)[0].splitlines()) == 5
     assert fifo.is_fifo()  # written through, never replaced by a file
-    stdout = emotrace("predict", TESTDATA / "face.jpg", "--csv", "-")
+    stdout = cli("predict", TESTDATA / "face.jpg", "--csv", "-")
     assert stdout.returncode == 0 and stdout.stdout.startswith("source,frame,time")
     assert len(stdout.stdout.splitlines()) == 5
 
@@ -437,18 +429,18 @@ def test_globs_do_not_follow_link_loops_and_broken_entries_are_named(tmp_path):
     (tree / "sub" / "up").symlink_to("..")
     (tree / "self").symlink_to("../L")
     (tree / "gone.jpg").symlink_to(tmp_path / "nowhere.jpg")
-    run = emotrace("predict", f"{tree}/**/*.jpg", "--json", timeout=60)
+    run = cli_process("predict", f"{tree}/**/*.jpg", "--json", timeout=60)
     lines = [json.loads(line) for line in run.stdout.splitlines()]
     assert [Path(line["source"]).name for line in lines] == ["a.jpg", "gone.jpg"]
     assert run.returncode == 1 and "gone.jpg: file not found" in run.stderr
-    folder = emotrace("predict", tree, "--json", timeout=60)
+    folder = cli_process("predict", tree, "--json", timeout=60)
     assert folder.returncode == 1 and "gone.jpg: file not found" in folder.stderr
 
 
 @pytest.mark.parametrize("option", [["--timeout", "nan"], ["--timeout", "1e300"],
                                     ["--min-face", "-5"], ["--csv", ""], ["--every", "0"]])
 def test_bad_option_values_are_usage_errors(option):
-    run = emotrace("predict", TESTDATA / "face.jpg", *option)
+    run = cli("predict", TESTDATA / "face.jpg", *option)
     assert run.returncode == 2 and "internal error" not in run.stderr, run.stderr
 
 
@@ -457,13 +449,13 @@ def test_kaggle_csv_with_bad_rows_is_evaluated_on_the_good_ones(tmp_path):
     (tmp_path / "fer.csv").write_text(
         "emotion,pixels,Usage\n" + f"3,{good},PublicTest\n" * 3 + "3,,PublicTest\n"
         + "3,300 " + " ".join(["1"] * 2303) + ",PublicTest\n4\n")
-    run = emotrace("evaluate", "--data", tmp_path / "fer.csv", "--json")
+    run = cli("evaluate", "--data", tmp_path / "fer.csv", "--json")
     assert run.returncode == 1, run.stderr
     result = json.loads(run.stdout)
     assert result["n"] == 3 and result["skipped"] == 3
     assert "fer.csv:5" in run.stderr or "fer.csv:5" in json.dumps(result["skipped_files"])
     (tmp_path / "latin1.csv").write_bytes("emotion,pixels\n3,caf\xe9\n".encode("latin-1"))
-    latin = emotrace("evaluate", "--data", tmp_path / "latin1.csv")
+    latin = cli("evaluate", "--data", tmp_path / "latin1.csv")
     assert latin.returncode == 2 and "not a UTF-8 text file" in latin.stderr
 
 
@@ -473,9 +465,9 @@ def test_strict_counts_only_the_chosen_split(tmp_path):
         for file in sorted((FER / "test" / "happy").glob("PublicTest_*.jpg"))[:3]:
             shutil.copy(file, tmp_path / split / "happy" / file.name.replace("PublicTest", prefix))
     (tmp_path / "train" / "happy" / "Training_bad.jpg").write_bytes(b"broken")
-    val = emotrace("evaluate", "--data", tmp_path, "--split", "val", "--strict", "--json")
+    val = cli("evaluate", "--data", tmp_path, "--split", "val", "--strict", "--json")
     assert val.returncode == 0 and json.loads(val.stdout)["skipped"] == 0
-    train = emotrace("evaluate", "--data", tmp_path, "--split", "train", "--strict")
+    train = cli("evaluate", "--data", tmp_path, "--split", "train", "--strict")
     assert train.returncode == 2 and "Training_bad.jpg" in train.stderr
 
 

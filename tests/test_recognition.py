@@ -13,8 +13,10 @@ from emotrace.inference.sinks import AnnotatedSink, CsvSink
 
 
 @pytest.fixture(scope="module")
-def recognizer():
-    return Recognizer()
+def panning_results(recognizer, panning_video):
+    """The default pipeline's results on the panning video: the reference the faster options
+    are compared with (read only)."""
+    return recognizer.predict(panning_video)
 
 
 @pytest.mark.parametrize("detector", ["yunet", "haar"])
@@ -110,10 +112,10 @@ def test_video_frames_track_ids_csv_and_summary(recognizer, panning_video, tmp_p
     assert not list(tmp_path.rglob(".*partial*"))
 
 
-def test_every_nth_frame_and_smoothing(panning_video):
+def test_every_nth_frame_and_smoothing(recognizer, panning_video):
     results = Recognizer(smooth=0.8).predict(panning_video, every=3)
     assert [r.frame for r in results] == list(range(0, 30, 3))
-    raw = Recognizer().predict(panning_video, every=3)
+    raw = recognizer.predict(panning_video, every=3)
 
     def series(rs):
         track = rs[0].faces[0].track_id
@@ -135,8 +137,9 @@ def _count_calls(monkeypatch, obj, name, size=len):
     return calls
 
 
-def test_classify_every_k_frames_carries_each_faces_scores(panning_video, monkeypatch):
-    reference = Recognizer().predict(panning_video)
+def test_classify_every_k_frames_carries_each_faces_scores(panning_video, panning_results,
+                                                          monkeypatch):
+    reference = panning_results
     fast = Recognizer(classify_every=3)
     crops = _count_calls(monkeypatch, fast.classifier, "predict_faces")
     results = fast.predict(panning_video)
@@ -158,8 +161,9 @@ def test_classify_every_k_frames_carries_each_faces_scores(panning_video, monkey
     assert np.mean(same) >= 0.9
 
 
-def test_detect_every_k_frames_follows_faces_with_the_tracker(panning_video, monkeypatch):
-    reference = Recognizer().predict(panning_video)
+def test_detect_every_k_frames_follows_faces_with_the_tracker(panning_video, panning_results,
+                                                             monkeypatch):
+    reference = panning_results
     fast = Recognizer(detect_every=2)
     detected = _count_calls(monkeypatch, fast.detector, "detect", size=lambda image: 1)
     results = fast.predict(panning_video)
@@ -186,14 +190,14 @@ def test_bad_every_options_are_refused(options):
         Recognizer(**options)
 
 
-def test_stopping_a_video_early_waits_for_its_reader_thread(panning_video):
+def test_stopping_a_video_early_waits_for_its_reader_thread(recognizer, panning_video):
     import threading
 
     def readers() -> set[threading.Thread]:
         return {t for t in threading.enumerate() if t.name.startswith("emotrace-decode")}
 
     before = readers()  # another test's reader still winding down is not this test's business
-    results = Recognizer().predict(panning_video, stream=True)
+    results = recognizer.predict(panning_video, stream=True)
     next(results)
     assert readers() - before
     results.close()
@@ -217,13 +221,13 @@ def test_classifier_accepts_any_crop_sizes():
     assert classifier.predict_faces([]).shape == (0, 7)
 
 
-def test_min_face_skips_small_faces_and_shrinks_detection():
+def test_min_face_skips_small_faces_and_shrinks_detection(recognizer):
     from emotrace.inference.detectors import YuNetDetector
 
     assert len(Recognizer(min_face=60).predict(TESTDATA / "face.jpg")[0].faces) == 2
     # default (24 px) detects VGA frames at half size and still finds the 44-px faces
     assert YuNetDetector(min_face=24).min_scale == 0.5
-    default = Recognizer().predict(TESTDATA / "face.jpg")[0].faces
+    default = recognizer.predict(TESTDATA / "face.jpg")[0].faces
     full = Recognizer(min_face=0).predict(TESTDATA / "face.jpg")[0].faces
     assert len(default) == len(full) == 4
     for a, b in zip(sorted(f.box for f in default), sorted(f.box for f in full)):
