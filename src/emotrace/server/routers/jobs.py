@@ -28,7 +28,7 @@ ShippedModel = Literal[tuple(SHIPPED_MODELS)]  # type: ignore[valid-type]
 
 
 @router.post("", status_code=status.HTTP_202_ACCEPTED, response_model=JobCreated,
-             responses=error_responses(413, 415, 429))
+             responses=error_responses(408, 413, 415, 429))
 async def create_job(
         file: Annotated[UploadFile, File(description="a video")], store: Store,
         runner: Runner, settings: Settings,

@@ -13,7 +13,7 @@ router = APIRouter(prefix="/v1", tags=["photos"], dependencies=[Depends(authoris
 
 
 @router.post("/predict", response_model=PhotoPrediction, response_model_exclude_unset=True,
-             responses=error_responses(413, 415))
+             responses=error_responses(408, 413, 415))
 async def predict(file: Annotated[UploadFile, File(description="an image")], pool: Pool,
                   settings: Settings, annotate: bool = False) -> PhotoPrediction:
     """The faces of one photo: the JSON of one ``emotrace predict --json`` line; with
