@@ -8,7 +8,7 @@ import anyio
 from fastapi import APIRouter, Depends, File, HTTPException, Query, UploadFile, status
 from fastapi.responses import FileResponse
 
-from emotrace.inference.classifier import SHIPPED_MODELS
+from emotrace.cards import SHIPPED_MODELS
 from emotrace.inference.sources import SNIFF_BYTES, VIDEO_FORMAT_NAMES, sniff_video
 from emotrace.server.deps import (
     ExistingJob,
