@@ -24,12 +24,11 @@ import motmetrics as mm
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from identity_clips import (clips, intel_cut_sequence, people_with_photos,  # noqa: E402
-                            write_clip)
+from identity_clips import clips, intel_cut_sequence, people_with_photos, write_clip
 
-from emotrace import Recognizer  # noqa: E402
-from emotrace.inference.identity import MARGIN  # noqa: E402
-from emotrace.inference.scenes import DEFAULT_HISTOGRAM_THRESHOLD, CutDetector  # noqa: E402
+from emotrace import Recognizer
+from emotrace.inference.identity import MARGIN
+from emotrace.inference.scenes import DEFAULT_HISTOGRAM_THRESHOLD, CutDetector
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"
 INTEL = sorted((SHARED / "testdata" / "videos").glob("*.gif"))
@@ -82,9 +81,13 @@ def run_clip(video: Path, truth: dict, options: dict, threshold: float | None) -
                                            name="clip").iloc[0].items()}
     row |= {k: float(v) for k, v in compute(faces_found, metrics=["recall", "precision"],
                                             name="clip").iloc[0].items()}
+    events = ids.mot_events
+    matched = events[events["Type"].isin(["MATCH", "SWITCH"])]
+    # person ids matched to two or more people (an id given to two people: must stay 0)
+    merged = int((matched.groupby("HId")["OId"].nunique() > 1).sum())
     cuts = stream.cut_frames
     found = sum(any(abs(c - t) <= 1 for c in cuts) for t in truth["cuts"])
-    return row | {"ids": len(people), "seconds": seconds, "cuts_true": len(truth["cuts"]),
+    return row | {"merged": merged, "ids": len(people), "seconds": seconds, "cuts_true": len(truth["cuts"]),
                   "cuts_found": found, "cuts_reported": len(cuts), "waiting": waiting,
                   "embeddings": stream.gallery.embeddings if stream.gallery else 0}
 
@@ -228,7 +231,7 @@ def main() -> None:
                   f"{row['merged_30']:.4f}", flush=True)
         configs = [("default", {})] + ([] if args.quick else [("detect 2, classify 3", FAST)])
         header = (f"{'clip':<14}{'settings':<22}{'re-id':<8}{'IDF1':>7}{'IDP':>7}{'IDsw':>6}"
-                  f"{'ids':>5}"
+                  f"{'ids':>5}{'2 ppl':>6}"
                   f"{'people':>8}{'recall':>8}{'prec':>7}{'cuts':>7}{'embeds':>8}{'wait':>6}{'s':>7}")
         print(header)
         for clip, video, truth in videos:
@@ -241,7 +244,7 @@ def main() -> None:
                                            "threshold": threshold} | row)
                     print(f"{clip.name:<14}{label:<22}{mode:<8}{row['idf1']:>7.3f}"
                           f"{row['idp']:>7.3f}"
-                          f"{row['num_switches']:>6.0f}{row['ids']:>5}"
+                          f"{row['num_switches']:>6.0f}{row['ids']:>5}{row['merged']:>6}"
                           f"{row['num_unique_objects']:>8.0f}{row['recall']:>8.3f}"
                           f"{row['precision']:>7.3f}"
                           f"{row['cuts_found']:>3}/{row['cuts_true']}({row['cuts_reported']})"

@@ -9,8 +9,8 @@ from itertools import combinations
 import cv2
 import numpy as np
 import pytest
-
 from conftest import REPO, SHARED, TESTDATA
+
 from emotrace import Recognizer
 from emotrace.inference.detectors import YuNetDetector
 from emotrace.inference.identity import DEFAULT_MATCH_THRESHOLD, FaceEmbedder
