@@ -45,9 +45,10 @@ LOW_THRESHOLD = 0.35
 MARGIN = 0.15
 #: One visible face is re-embedded every this many frames (the one embedded longest ago, among
 #: faces worth embedding): new views for the gallery, a better thumbnail. 300 frames (10 s at
-#: 30 fps) cost about 0.15 ms a frame (an embedding: 40-50 ms of CPU), 1.5% of a VGA frame
-#: with detection every 2nd frame (``benchmarks/classroom.py --identity-cost``); every 150
-#: frames cost twice that and kept the same ids on ``benchmarks/identity.py``.
+#: 30 fps) cost about 0.15 ms a frame (an embedding: 40-50 ms of CPU), about 1% of a VGA frame
+#: with detection every 2nd frame (``benchmarks/classroom.py --identity-cost``: 11-17 ms);
+#: every 150 frames cost twice that, for the same ids and IDF1 on the hardest and small-faces
+#: clips of ``benchmarks/identity.py``.
 DEFAULT_REFRESH_EVERY = 300
 MAX_EMBEDDINGS = 8  # per person: the first view and the latest ones
 #: A track that started a new person while others were known is looked at again this many
