@@ -18,6 +18,12 @@ from pathlib import Path
 
 import pytest
 
+# Idle OpenMP threads sleep instead of spinning (torch's CPU kernels, in this process and in every
+# process a test starts), set before any test module imports torch. Measured on this shared 2-core
+# machine at load 6-9: one MobileNetV2 training step (48 px, batch 32, 2 threads) took 2.0-2.6 s
+# with OpenMP's default spin-wait and 0.6-1.0 s with passive waiting.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
 REPO = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("EMOTRACE_SHARED", REPO.parent / "shared"))
 FER = SHARED / "data" / "fer2013"

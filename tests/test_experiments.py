@@ -1,9 +1,7 @@
 """Backbones of the studies, ensembles, Grad-CAM and the study runner, on real data and models."""
 
 import json
-import subprocess
 from pathlib import Path
-import sys
 
 import cv2
 import numpy as np
@@ -13,7 +11,7 @@ torch = pytest.importorskip("torch", reason="needs the train extra")  # the plai
 
 from PIL import Image
 
-from conftest import REPO, TESTDATA
+from conftest import REPO, TESTDATA, cli
 from emotrace.evaluation.gradcam import GradCAM, class_mean_heatmaps
 from emotrace.errors import ConfigError
 from emotrace.experiments import load_study, run_study
@@ -104,9 +102,7 @@ def test_built_ensemble_predicts_the_weighted_average_of_its_members(two_runs, t
 
 
 def test_ensemble_command_refuses_a_folder_without_a_run(tmp_path):
-    done = subprocess.run([sys.executable, "-m", "emotrace.cli.main", "ensemble", str(tmp_path),
-                           str(tmp_path), "--out", str(tmp_path / "e.onnx")],
-                          capture_output=True, text=True)
+    done = cli("ensemble", tmp_path, tmp_path, "--out", tmp_path / "e.onnx")
     assert done.returncode == 2 and "no best.ckpt" in done.stderr
     assert not (tmp_path / "e.onnx").exists()
 
@@ -133,14 +129,10 @@ def test_grad_cam_heatmaps_have_the_input_shape_and_follow_the_target():
 
 def test_explain_command_writes_a_figure_per_face(tmp_path):
     out = tmp_path / "explained.png"
-    done = subprocess.run([sys.executable, "-m", "emotrace.cli.main", "explain",
-                           str(TESTDATA / "face.jpg"), "--save", str(out)],
-                          capture_output=True, text=True)
+    done = cli("explain", TESTDATA / "face.jpg", "--save", out)
     assert done.returncode == 0, done.stderr
     assert done.stdout.count("face ") == 4 and out.stat().st_size > 10_000
-    done = subprocess.run([sys.executable, "-m", "emotrace.cli.main", "explain",
-                           str(TESTDATA / "cat.bmp"), "--save", str(tmp_path / "cat.png")],
-                          capture_output=True, text=True)
+    done = cli("explain", TESTDATA / "cat.bmp", "--save", tmp_path / "cat.png")
     assert done.returncode == 2 and "no face found" in done.stderr
     assert not (tmp_path / "cat.png").exists()
 
@@ -203,14 +195,16 @@ def test_transfer_study_end_to_end_on_a_slice(fer_slice, tmp_path):
     from emotrace.data import load_dataset, select_split
     from emotrace.evaluation.stats import mcnemar_exact
 
-    budget = {"epochs": 2, "image_size": 32, "subset": 1.0, "seeds": 2, "data": str(fer_slice)}
+    # one epoch: every number of the report is still computed from real runs (epoch 0 is
+    # measured before training); a second epoch only added a third of the test's time
+    budget = {"epochs": 1, "image_size": 32, "subset": 1.0, "seeds": 2, "data": str(fer_slice)}
     report = run_study("transfer", budget, runs_root=tmp_path / "runs",
                        out_root=tmp_path / "experiments",
-                       command="emotrace study transfer --epochs 2", progress_bar=False)
+                       command="emotrace study transfer --epochs 1", progress_bar=False)
     text = report.read_text()
     assert text.startswith("# Transfer learning vs a plain CNN")
-    assert "Reproduce: `emotrace study transfer --epochs 2`" in text
-    assert "2 epochs, 32 px" in text and "min of training" in text and "**2 seeds**" in text
+    assert "Reproduce: `emotrace study transfer --epochs 1`" in text
+    assert "1 epochs, 32 px" in text and "min of training" in text and "**2 seeds**" in text
     assert "| majority class (angry) |" in text and "exact McNemar per seed" in text
     figures = report.parent / "figures"
     for name in text.split("](figures/")[1:]:
@@ -280,14 +274,31 @@ def test_ensemble_of_exported_onnx_models_averages_their_raw_probabilities(tmp_p
     np.testing.assert_allclose(EmotionClassifier(out).predict_faces(faces), mirrored, atol=1e-4)
 
 
-def test_a_build_that_fails_while_measuring_leaves_the_old_model_and_card(tmp_path):
+@pytest.fixture(scope="module")
+def fast_twice(tmp_path_factory) -> Path:
+    """The shipped fast model twice, equal weights, as one ensemble file (built once: each build
+    converts both members to torch and exports the graph again); tests take copies."""
+    from emotrace.inference.classifier import model_path
+
+    fast = model_path("fast")
+    return build_ensemble([fast, fast], tmp_path_factory.mktemp("twice") / "twice.onnx",
+                          weights="equal", evaluate_splits=())
+
+
+def _copy_model(model: Path, out: Path) -> Path:
+    """A model file and its card under another name."""
+    out.write_bytes(model.read_bytes())
+    out.with_suffix(".json").write_bytes(model.with_suffix(".json").read_bytes())
+    return out
+
+
+def test_a_build_that_fails_while_measuring_leaves_the_old_model_and_card(fast_twice, tmp_path):
     from emotrace.errors import EmotraceError
     from emotrace.inference.classifier import model_path
     from emotrace.training.ensemble import build_ensemble
 
     fast = model_path("fast")
-    out = build_ensemble([fast, fast], tmp_path / "ens.onnx", weights="equal",
-                         evaluate_splits=())
+    out = _copy_model(fast_twice, tmp_path / "ens.onnx")  # an earlier build of this file
     before = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
     assert set(before) == {"ens.onnx", "ens.json"}
     with pytest.raises(EmotraceError):  # the card cannot be measured: no such dataset
@@ -296,14 +307,13 @@ def test_a_build_that_fails_while_measuring_leaves_the_old_model_and_card(tmp_pa
     assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == before
 
 
-def test_an_ensemble_of_one_file_twice_can_be_a_member_itself(tmp_path):
+def test_an_ensemble_of_one_file_twice_can_be_a_member_itself(fast_twice, tmp_path):
     from emotrace.inference.classifier import EmotionClassifier, model_path
     from emotrace.training.ensemble import build_ensemble
 
     fast = model_path("fast")
     # the exporter stores the shared weights once, the second member's as Identity nodes
-    twice = build_ensemble([fast, fast], tmp_path / "twice.onnx", weights="equal",
-                           evaluate_splits=())
+    twice = _copy_model(fast_twice, tmp_path / "twice.onnx")
     card = json.loads(twice.with_suffix(".json").read_text())
     card["metrics"]["val"] = {"accuracy": 0.6}  # a member's card has it; not measured here
     twice.with_suffix(".json").write_text(json.dumps(card))
@@ -318,14 +328,14 @@ def test_an_ensemble_of_one_file_twice_can_be_a_member_itself(tmp_path):
                                atol=1e-4)
 
 
-def test_half_weights_halve_the_file_and_keep_the_probabilities(tmp_path):
+def test_half_weights_halve_the_file_and_keep_the_probabilities(fast_twice, tmp_path):
     from emotrace.inference.classifier import EmotionClassifier, model_path
     from emotrace.training.ensemble import ExportedMember, build_ensemble
 
     fast = model_path("fast")
-    full, half = (build_ensemble([fast, fast], tmp_path / f"{name}.onnx", weights="equal",
-                                 evaluate_splits=(), half_weights=name == "half")
-                  for name in ("full", "half"))
+    full = fast_twice  # the same members and weights in float32
+    half = build_ensemble([fast, fast], tmp_path / "half.onnx", weights="equal",
+                          evaluate_splits=(), half_weights=True)
     assert half.stat().st_size < 0.55 * full.stat().st_size
     card = json.loads(half.with_suffix(".json").read_text())
     assert card["weights_storage"].startswith("float16")

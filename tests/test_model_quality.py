@@ -65,10 +65,24 @@ def test_golden_faces_of_a_real_photo_through_the_whole_pipeline(golden):
                                    atol=TOLERANCE)
 
 
+@pytest.fixture(scope="module")
+def slice_evaluation(privatetest_slice):
+    """A shipped model's evaluation on the slice, made once (899 faces; the accurate ensemble
+    takes most of this file's time) for every test that reads it."""
+    done = {}
+
+    def evaluation(shipped: str):
+        if shipped not in done:
+            classifier = EmotionClassifier(shipped)
+            done[shipped] = classifier, evaluate(classifier, privatetest_slice)
+        return done[shipped]
+
+    return evaluation
+
+
 @pytest.mark.parametrize("shipped", ["fast", "accurate"])
-def test_accuracy_floor_on_a_fixed_privatetest_slice(privatetest_slice, shipped):
-    classifier = EmotionClassifier(shipped)
-    result = evaluate(classifier, privatetest_slice)
+def test_accuracy_floor_on_a_fixed_privatetest_slice(slice_evaluation, shipped):
+    classifier, result = slice_evaluation(shipped)
     summary = result.summary()
     assert summary["n"] == 899 and summary["skipped"] == 0
     assert summary["accuracy"] >= ACCURACY_FLOOR[classifier.name]
@@ -76,10 +90,10 @@ def test_accuracy_floor_on_a_fixed_privatetest_slice(privatetest_slice, shipped)
     assert min(row["recall"] for row in summary["per_class"].values()) > 0.35
 
 
-def test_detector_none_classifies_exactly_like_evaluate(privatetest_slice):
+def test_detector_none_classifies_exactly_like_evaluate(privatetest_slice, slice_evaluation):
     files = sorted(privatetest_slice.rglob("*.jpg"))[::7]
     results = Recognizer(detector="none").predict(files)
-    evaluation = evaluate(EmotionClassifier(), privatetest_slice)
+    _, evaluation = slice_evaluation("fast")  # the default model
     by_file = dict(zip(sorted(privatetest_slice.rglob("*.jpg")), evaluation.probs))
     assert [r.faces[0].box for r in results] == [(0, 0, 48, 48)] * len(files)
     for file, result in zip(files, results):
