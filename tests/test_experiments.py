@@ -196,7 +196,7 @@ def test_transfer_study_end_to_end_on_a_slice(fer_slice, tmp_path):
     from emotrace.evaluation.stats import mcnemar_exact
 
     # one epoch: every number of the report is still computed from real runs (epoch 0 is
-    # measured before training); a second epoch only added a third of the test's time
+    # measured before training); each more epoch is eight more training passes
     budget = {"epochs": 1, "image_size": 32, "subset": 1.0, "seeds": 2, "data": str(fer_slice)}
     report = run_study("transfer", budget, runs_root=tmp_path / "runs",
                        out_root=tmp_path / "experiments",
