@@ -64,7 +64,10 @@ class RecognizerConfig:
             between. Needs tracking.
         identify: in video, give each person one ``person_id`` for the whole video, across
             losses and shot changes (SFace embeddings matched to the people seen so far); off
-            without tracking, where each motion track is its own person.
+            without tracking, where each motion track is its own person. A new face seen poorly
+            (half covered, at the frame's border, a low detector score) while someone known is
+            away has no ``person_id`` for up to 10 frames, until it is seen well enough to
+            know who it is.
 
     Raises:
         ConfigError: a value out of range; the message starts with the option's name.

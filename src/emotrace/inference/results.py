@@ -179,8 +179,8 @@ def _draw_face(canvas: np.ndarray, face: Face, thickness: int) -> None:
     color = COLORS.get(face.emotion, (255, 255, 255))
     cv2.rectangle(canvas, (x, y), (x + w, y + h), color, thickness + 1)
     label = f"{face.emotion} {face.scores[face.emotion]:.0%}"
-    if face.person_id is not None or face.track_id is not None:
-        label = f"#{face.person_id if face.person_id is not None else face.track_id} {label}"
+    if face.person_id is not None:  # a face still waiting for its person shows no number
+        label = f"#{face.person_id} {label}"
     font_scale = max(0.4, min(1.2, w / 160))
     (tw, th), base = cv2.getTextSize(label, cv2.FONT_HERSHEY_SIMPLEX, font_scale, thickness)
     top = max(th + base, y)

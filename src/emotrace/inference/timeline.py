@@ -56,6 +56,8 @@ class VideoTimeline:
         self.frames += 1
         self.duration = max(self.duration, result.time or 0.0)
         for number, face in enumerate(result.faces):
+            if face.person_id is None and face.track_id is not None:
+                continue  # a new face waiting to be seen well enough to know who it is
             key = face.person_id if face.person_id is not None else -(number + 1)
             self.tracks[key].append((result.time or 0.0,
                                      np.array([face.scores[e] for e in EMOTIONS])))
