@@ -134,7 +134,7 @@ def stage_costs(video: Path) -> dict[str, float]:
         frames.append(frame)
     costs = {"decode": time.perf_counter() - start, "detect": 0.0, "track": 0.0, "crop": 0.0,
              "classify": 0.0}
-    stream = recognizer.stream()
+    stream = recognizer.video_stream()
     for frame in frames:
         t0 = time.perf_counter()
         detections = recognizer.detect(frame)
@@ -223,7 +223,7 @@ def identity_cost_per_frame(video: Path, repeat: int) -> dict:
     for label, options in settings:
         ratios, off_ms, on_ms = [], [], []
         for _ in range(repeat):
-            streams = {identify: Recognizer(**options, identify=identify).stream()
+            streams = {identify: Recognizer(**options, identify=identify).video_stream()
                        for identify in (False, True)}
             spent = {False: 0.0, True: 0.0}
             for index, frame in enumerate(frames):

@@ -4,7 +4,7 @@ precision/recall, and the id count on the Intel clips.
     python benchmarks/identity.py [--thresholds 0.3 0.363 0.45] [--quick]
 
 Clips come from ``benchmarks/identity_clips.py`` (LFW photos of the dev set, written to a temp
-folder at run time). Each clip runs through ``Recognizer.stream`` with re-identification (one
+folder at run time). Each clip runs through ``Recognizer.video_stream`` with re-identification (one
 run per match threshold) and without it (``identify=False``: a person id per motion track, the
 old behaviour), with default settings and with ``detect_every=2, classify_every=3``. Scored with
 ``motmetrics`` (IoU >= 0.5 between a face and a ground-truth box, our own distance matrix).
@@ -53,7 +53,7 @@ def run_clip(video: Path, truth: dict, options: dict, threshold: float | None) -
     """Recognise a clip frame by frame; score ids against the truth."""
     recognizer = Recognizer(**options)
     capture = cv2.VideoCapture(str(video))
-    stream = recognizer.stream(capture.get(cv2.CAP_PROP_FPS) or 30.0)
+    stream = recognizer.video_stream(capture.get(cv2.CAP_PROP_FPS) or 30.0)
     if threshold is not None:
         stream.gallery.threshold = threshold
     # ids: faces with a person id (a new face waiting to be seen well has none: it counts as

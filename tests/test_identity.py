@@ -54,7 +54,7 @@ def recognizer():
 
 
 def test_person_who_leaves_and_comes_back_keeps_the_id(recognizer):
-    stream = recognizer.stream()
+    stream = recognizer.video_stream()
     a, b = photo(PEOPLE[0], 0, 140), photo(PEOPLE[1], 0, 140)
     seats = [(80, 150), (380, 150)]
     results = []
@@ -80,7 +80,7 @@ def test_face_coming_out_from_behind_an_occluder_never_gets_a_short_lived_id(rec
     """A passing occluder hides one person long enough to end the track, then uncovers the
     face from one side: the half-visible face (YuNet scores it 0.81 already) is not yet told
     apart from a stranger, so it waits, without id, and takes its own id back."""
-    stream = recognizer.stream()
+    stream = recognizer.video_stream()
     a, b = photo(PEOPLE[0], 0, 140), photo(PEOPLE[1], 0, 140)
     seats = [(80, 150), (380, 150)]
     results = []
@@ -97,7 +97,7 @@ def test_face_coming_out_from_behind_an_occluder_never_gets_a_short_lived_id(rec
 
 
 def test_cut_with_reseated_people_keeps_every_id_with_its_person(recognizer):
-    stream = recognizer.stream()
+    stream = recognizer.video_stream()
     seats = [(40, 60), (240, 60), (440, 60), (140, 280), (340, 280)]
     order = [[0, 1, 2, 3], [3, 0, 1, 2], [1, 3, 2, 0]]  # who sits where, per shot
     backgrounds = [(120, 110, 100), (60, 90, 140), (150, 150, 90)]
@@ -146,7 +146,7 @@ def test_look_alike_faces_of_different_people_are_not_merged(embedder, recognize
     # and in a video: the closest look-alike, seen after a cut in the same seat, is a new person
     a, b = max(combinations(names, 2), key=lambda ab: max(
         float(u @ v) for u in vectors[ab[0]] for v in vectors[ab[1]]))
-    stream = recognizer.stream()
+    stream = recognizer.video_stream()
     first = [stream.recognize(scene((100, 120, 90), [(photo(a, 0, 150), 240, 150)]))
              for _ in range(5)]
     second = [stream.recognize(scene((80, 80, 130), [(photo(b, 1, 150), 240, 150)]))
@@ -160,7 +160,7 @@ def test_identical_faces_in_one_frame_never_share_a_person_id(recognizer):
     back to the same frame: every face of a frame has its own person id, always."""
     image = cv2.imread(str(TESTDATA / "face.jpg"))
     twice = np.hstack([image, image])
-    stream = recognizer.stream()
+    stream = recognizer.video_stream()
     results = [stream.recognize(frame) for frame in
                [twice] * 4 + [np.full_like(twice, 200)] * 6 + [twice] * 4]
     for result in results:
@@ -181,7 +181,7 @@ def test_without_landmarks_each_track_is_a_person():
 
 
 def test_video_json_summary_and_thumbnails_per_person(tmp_path, recognizer):
-    stream = recognizer.stream()
+    stream = recognizer.video_stream()
     timeline = VideoTimeline("clip.mp4")
     seats = [(60, 150), (400, 150)]
     for frame in range(12):

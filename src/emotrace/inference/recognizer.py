@@ -106,10 +106,10 @@ class Recognizer:
     # -- one image ----------------------------------------------------------------------------
     def recognize(self, image: np.ndarray, source: str = "array") -> Result:
         """Faces and emotions of one BGR (or grey/BGRA) image; the faces are classified in one
-        batch. For video frames use :meth:`stream` so face ids carry across frames."""
+        batch. For video frames use :meth:`video_stream` so face ids carry across frames."""
         return self._recognize(to_bgr8(image), source, state=StillImage(self))
 
-    def stream(self, fps: float = 30.0) -> VideoStream:
+    def video_stream(self, fps: float = 30.0) -> VideoStream:
         """A :class:`VideoStream`: frames given to it one by one share face ids and smoothing."""
         return VideoStream(self, fps)
 
@@ -188,7 +188,7 @@ class Recognizer:
 
     def _run_source(self, info: SourceInfo, frames: Iterator[Frame], every: int,
                     sinks: Sequence[Sink]) -> Iterator[Result]:
-        state = self.stream(info.fps / every) if info.is_video else StillImage(self)
+        state = self.video_stream(info.fps / every) if info.is_video else StillImage(self)
         fan_out = Sinks(sinks)
         fan_out.start(info)
         try:
@@ -233,7 +233,7 @@ class StillImage:
 class VideoStream:
     """The state of one video, camera or stream: face ids (tracker), person ids (cuts and a
     gallery of the people seen so far), smoothed scores, and which faces are due for
-    classification follow each person across its frames. Made by :meth:`Recognizer.stream`;
+    classification follow each person across its frames. Made by :meth:`Recognizer.video_stream`;
     one per stream."""
 
     def __init__(self, recognizer: Recognizer, fps: float = 30.0) -> None:

@@ -25,7 +25,7 @@ async def stream(websocket: WebSocket, pool: Pool, settings: Settings,
         await websocket.close(code=1008, reason="missing or wrong token: enter the server's "
                                                 "access token at the top of the page")
         return
-    video = pool.recognizer.stream(fps=STREAM_FPS)
+    video = pool.recognizer.video_stream(fps=STREAM_FPS)
     try:
         while True:
             message = await websocket.receive()
