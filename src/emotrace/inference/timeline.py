@@ -48,7 +48,8 @@ class VideoTimeline:
         self.thumbnails: dict[int, np.ndarray] = {}
 
     def add(self, result: Result) -> None:
-        """Count one frame's faces (and keep any new thumbnails it carries).
+        """Count one frame's faces (and keep any new thumbnails it carries). A video face still
+        waiting for its person id (``track_id`` set, ``person_id`` None) is left out.
 
         Args:
             result: the next frame's result.
