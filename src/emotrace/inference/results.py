@@ -31,7 +31,8 @@ class Face:
         score: the detector's confidence, or ``None``.
         landmarks: five ``[x, y]`` points, or ``None``.
         track_id: in video, the motion track; ``None`` for still images.
-        person_id: in video, one id per person; ``None`` for still images.
+        person_id: in video, one id per person; ``None`` for still images, and for at most 10
+            frames while a new face waits to be seen well enough to tell who it is.
 
     Example:
         >>> face = Face((10, 20, 64, 64), "happy", {"happy": 0.9, "neutral": 0.1}, score=0.98)
