@@ -25,7 +25,6 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-from scipy.optimize import linear_sum_assignment
 
 from emotrace.errors import ConfigError, NotFoundError
 from emotrace.inference.detectors import Detection, YuNetDetector
@@ -366,6 +365,8 @@ class PersonGallery:
         best = {i: max((p.similarity(vectors[i]) for p in free), default=-1.0) for i in rows}
         if rows and free:
             similarity = np.array([[p.similarity(vectors[i]) for p in free] for i in rows])
+            from scipy.optimize import linear_sum_assignment  # 0.5 s to import: only when needed
+
             for r, c in zip(*linear_sum_assignment(-similarity)):
                 others = np.concatenate([np.delete(similarity[r], c),
                                          np.delete(similarity[:, c], r), [-1.0]])

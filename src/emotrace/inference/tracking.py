@@ -4,21 +4,27 @@ smoothing. (Supervision's ByteTrack needs the non-headless OpenCV wheel, so it i
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
-from motpy import Detection as MotDetection
-from motpy import MultiObjectTracker
-from motpy.tracker import IOUAndFeatureMatchingFunction
 
 from emotrace.errors import ConfigError
 
 
-class _RecordingMatcher(IOUAndFeatureMatchingFunction):
-    """motpy's matcher, remembering which tracker took which detection in the last step."""
+@functools.cache
+def _recording_matcher() -> type:
+    """motpy's matcher, remembering which tracker took which detection in the last step. motpy is
+    imported here, when a video is tracked: it pulls filterpy and scipy.stats, 0.8 s of the 2 s
+    that ``import emotrace.inference`` took, paid by every photo-only CLI run."""
+    from motpy.tracker import IOUAndFeatureMatchingFunction
 
-    def __call__(self, trackers, detections):
-        matches = super().__call__(trackers, detections)
-        self.last = {int(det): trackers[int(track)] for track, det in matches}
-        return matches
+    class RecordingMatcher(IOUAndFeatureMatchingFunction):
+        def __call__(self, trackers, detections):
+            matches = super().__call__(trackers, detections)
+            self.last = {int(det): trackers[int(track)] for track, det in matches}
+            return matches
+
+    return RecordingMatcher
 
 
 class FaceTracker:
@@ -57,7 +63,9 @@ class FaceTracker:
             >>> tracker.update([(10, 10, 50, 50)])
             [2]
         """
-        self.matcher = _RecordingMatcher(min_iou=self.min_iou)
+        from motpy import MultiObjectTracker
+
+        self.matcher = _recording_matcher()(min_iou=self.min_iou)
         self.tracker = MultiObjectTracker(
             dt=1.0 / max(self.fps, 1.0), matching_fn=self.matcher,
             model_spec={"order_pos": 1, "dim_pos": 2, "order_size": 0, "dim_size": 2,
@@ -74,7 +82,9 @@ class FaceTracker:
         Returns:
             One id per box: a known track's id, or a new one.
         """
-        detections = [MotDetection(box=np.array([x, y, x + w, y + h], float), score=1.0)
+        from motpy import Detection
+
+        detections = [Detection(box=np.array([x, y, x + w, y + h], float), score=1.0)
                       for x, y, w, h in boxes]
         known = {id(t) for t in self.tracker.trackers}
         self.matcher.last = {}
