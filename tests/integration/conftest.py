@@ -1,8 +1,9 @@
 """Shared fixtures: paths into ../shared, a real FER-2013 slice, a torch hub cache with the
 ImageNet MobileNetV2 weights (as CI sets it up), generated videos.
 
-Importing this file touches nothing: ``tests/unit`` runs in a clone with no ``../shared`` beside
-it. Only a session that collects tests outside ``tests/unit`` needs ../shared, and it stops at
+These are the integration tests (real data, models, servers, browsers); ``tests/unit`` has no
+conftest and runs in a clone with no ``../shared`` beside it. Importing this file touches
+nothing. Only a session that collects tests outside ``tests/unit`` needs ../shared, and it stops at
 once, with one line, when it is missing."""
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ import pytest
 # with OpenMP's default spin-wait and 0.6-1.0 s with passive waiting.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 SHARED = Path(os.environ.get("EMOTRACE_SHARED", REPO.parent / "shared"))
 FER = SHARED / "data" / "fer2013"
 TESTDATA = SHARED / "testdata"
@@ -32,7 +33,7 @@ WEIGHTS = SHARED / "weights"
 CLASSES = ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")
 
 
-UNIT = Path(__file__).resolve().parent / "unit"
+UNIT = Path(__file__).resolve().parents[1] / "unit"
 
 
 def pytest_collection_modifyitems(config, items):

@@ -1,8 +1,8 @@
 """Record the golden outputs of a shipped model (run once per shipped model, then commit).
 
-    python tests/golden/record.py [fast|accurate]
+    python tests/integration/golden/record.py [fast|accurate]
 
-Writes ``tests/golden/<model>.json``: the probabilities of 14 fixed FER-2013 PrivateTest crops
+Writes ``tests/integration/golden/<model>.json``: the probabilities of 14 fixed FER-2013 PrivateTest crops
 (the first two of each class, in file order, that the model gets right) and the faces of
 ``face.jpg`` through the whole pipeline (YuNet, framing, classifier).
 """
@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-SHARED = HERE.parents[1].parent / "shared"
+SHARED = HERE.parents[2].parent / "shared"
 CROPS_PER_CLASS = 2
 
 

@@ -2,7 +2,7 @@
 browser) against a real `emotrace serve`, with Chromium's fake camera fed a clip of real faces.
 Screenshots of the three views go to a temporary folder, so a test run leaves the checkout
 clean; refresh the README's pictures with
-``EMOTRACE_SCREENSHOTS=docs/serve python -m pytest tests/test_browser.py``."""
+``EMOTRACE_SCREENSHOTS=docs/serve python -m pytest tests/integration/test_browser.py``."""
 
 import os
 import shutil

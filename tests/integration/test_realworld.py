@@ -15,11 +15,11 @@ import pytest
 from emotrace.data.images import equalize_face, resize_face
 from emotrace.inference.classifier import EmotionClassifier, model_path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
 from realworld import card_section, scores  # noqa: E402
 from realworld_slices import SLICES, degrade  # noqa: E402
 
-SAMPLE = Path(__file__).resolve().parents[1] / "src" / "emotrace" / "assets" / "samples" / "grace_hopper.jpg"
+SAMPLE = Path(__file__).resolve().parents[2] / "src" / "emotrace" / "assets" / "samples" / "grace_hopper.jpg"
 
 
 @pytest.fixture(scope="module")
