@@ -31,6 +31,8 @@ DEFAULT_TIMEOUT_S = 10.0
 MAX_TIMEOUT_S = 86_400  # OpenCV takes the timeout in milliseconds as a 32-bit integer
 #: The face detectors by name (:data:`emotrace.inference.detectors.DETECTORS` has their classes).
 DETECTORS = ("yunet", "haar", "none")
+MODEL_HELP = ("emotion model: a shipped one by name, 'fast' (default) or 'accurate' (an "
+              "ensemble, slower), or an exported .onnx file")
 
 
 def _option(default: Any, flag: str | None = None, help: str = "", **argparse: Any) -> Any:
@@ -73,7 +75,7 @@ class RecognizerConfig:
         ConfigError: a value out of range; the message starts with the option's name.
     """
 
-    model: str | None = _option(None, "--model", argparse.SUPPRESS)
+    model: str | None = _option(None, "--model", MODEL_HELP)
     detector: Any = _option("yunet", "--detector", "face detector; 'none' = the images are "
                             "face crops (default: %(default)s)", choices=DETECTORS)
     min_face: int = _option(DEFAULT_MIN_FACE, "--min-face", "ignore faces smaller than PX "
@@ -126,15 +128,13 @@ class RecognizerConfig:
 
     # --- the command line ---------------------------------------------------------------------
     @classmethod
-    def add_arguments(cls, parser: argparse.ArgumentParser, model_help: str) -> None:
+    def add_arguments(cls, parser: argparse.ArgumentParser) -> None:
         """Add the fields that have a flag to ``parser`` (``--no-X`` flags switch X off)."""
         for spec in dataclasses.fields(cls):
             meta = dict(spec.metadata)
             flag = meta.pop("flag", None)
             if flag is None:
                 continue
-            if flag == "--model":
-                meta["help"] = model_help
             if flag.startswith("--no-"):
                 parser.add_argument(flag, dest=spec.name, action="store_false", **meta)
             else:

@@ -50,7 +50,7 @@ def test_identity_needs_tracking():
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser()
-    RecognizerConfig.add_arguments(parser, "the model")
+    RecognizerConfig.add_arguments(parser)
     return parser
 
 

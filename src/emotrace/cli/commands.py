@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 
 import yaml
 
+from emotrace.config import MODEL_HELP
 from emotrace.errors import EmotraceError, UsageError, requires_extra  # noqa: F401 (API)
 
 if TYPE_CHECKING:
@@ -20,8 +21,6 @@ if TYPE_CHECKING:
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
 
-MODEL_HELP = ("emotion model: a shipped one by name, 'fast' (default) or 'accurate' (an "
-              "ensemble, slower), or an exported .onnx file")
 
 def _add_built_model_options(parser: argparse.ArgumentParser) -> None:
     """The options of the commands that build one ONNX model from others (ensemble, soup)."""
@@ -76,15 +75,15 @@ def _overrides(pairs: list[str]) -> dict:
 def add_train_parser(sub: argparse._SubParsersAction) -> None:
     """``emotrace train``: its options, beside its body."""
     parser = sub.add_parser("train", help="fine-tune a model from a preset (resumable)",
-                           description="Train a model from a preset or YAML recipe. Re-running "
-                                       "with the same --out resumes from its last checkpoint.")
+                            description="Train a model from a preset or YAML recipe. Re-running "
+                                        "with the same --out resumes from its last checkpoint.")
     parser.add_argument("--preset", default="mobilenetv2-fer2013-cpu",
-                       help="preset name or YAML file (default: %(default)s; see --list-presets)")
+                        help="preset name or YAML file (default: %(default)s; see --list-presets)")
     parser.add_argument("--data", help="dataset path (overrides the preset's)")
     parser.add_argument("--out", help="run folder (default: runs/PRESET)")
     parser.add_argument("--epochs", type=int, help="override the preset's epoch count")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                       help="override any recipe option, e.g. --set lr=3e-4 (YAML values)")
+                        help="override any recipe option, e.g. --set lr=3e-4 (YAML values)")
     parser.add_argument("--no-resume", action="store_true", help="start over even if --out has a run")
     parser.add_argument("--no-export", action="store_true", help="skip the ONNX export at the end")
     parser.add_argument("--list-presets", action="store_true", help="list the presets and exit")
@@ -118,17 +117,17 @@ def train(args: argparse.Namespace) -> int:
 def add_calibrate_parser(sub: argparse._SubParsersAction) -> None:
     """``emotrace calibrate``: its options, beside its body."""
     parser = sub.add_parser("calibrate", help="fit temperature scaling so scores mean what "
-                                                 "they say",
-                               description="Fit the temperature of an exported model on the "
-                                           "validation split (PublicTest) and write it, with the "
-                                           "expected calibration error (15 bins) before and "
-                                           "after, into the model's card. Predictions then use "
-                                           "the calibrated scores; the predicted class never "
-                                           "changes.")
+                                              "they say",
+                            description="Fit the temperature of an exported model on the "
+                                        "validation split (PublicTest) and write it, with the "
+                                        "expected calibration error (15 bins) before and "
+                                        "after, into the model's card. Predictions then use "
+                                        "the calibrated scores; the predicted class never "
+                                        "changes.")
     parser.add_argument("model", metavar="MODEL", help="exported .onnx model (card beside it)")
     parser.add_argument("--data", required=True, help="dataset path (FER-2013 layout)")
     parser.add_argument("--test", action="store_true",
-                           help="also measure the ECE on the test split (PrivateTest)")
+                        help="also measure the ECE on the test split (PrivateTest)")
     parser.set_defaults(run=calibrate)
 
 
@@ -152,18 +151,18 @@ def calibrate(args: argparse.Namespace) -> int:
 def add_evaluate_parser(sub: argparse._SubParsersAction) -> None:
     """``emotrace evaluate``: its options, beside its body."""
     parser = sub.add_parser("evaluate", help="accuracy, per-class metrics, confusion matrix",
-                              description="Evaluate an emotion model on a labelled dataset "
-                                          "(FER-2013 folders, Kaggle CSV or class folders); "
-                                          "each image is taken as a face crop.")
+                            description="Evaluate an emotion model on a labelled dataset "
+                                        "(FER-2013 folders, Kaggle CSV or class folders); "
+                                        "each image is taken as a face crop.")
     parser.add_argument("--data", required=True, help="dataset path")
     parser.add_argument("--split", help="train, val (PublicTest), test (PrivateTest) or all "
-                                          "(default: all)")
+                                        "(default: all)")
     parser.add_argument("--model", help=MODEL_HELP)
     parser.add_argument("--out", metavar="DIR",
-                          help="write metrics.json, confusion.json and confusion.png there")
+                        help="write metrics.json, confusion.json and confusion.png there")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     parser.add_argument("--strict", action="store_true",
-                          help="stop at the first unreadable image instead of skipping it")
+                        help="stop at the first unreadable image instead of skipping it")
     parser.set_defaults(run=evaluate)
 
 
@@ -287,21 +286,21 @@ def _report_built(what: str, out: Path, card: ModelCard) -> None:
 def add_ensemble_parser(sub: argparse._SubParsersAction) -> None:
     """``emotrace ensemble``: its options, beside its body."""
     parser = sub.add_parser("ensemble", help="combine trained runs into one ONNX model",
-                              description="Average the probabilities of trained runs, weighted "
-                                          "by the rank of their validation accuracy (w_i = "
-                                          "R(A_i) / sum R(A_j)), equally, or by your weights. "
-                                          "The result predicts like any model (--model).")
+                            description="Average the probabilities of trained runs, weighted "
+                                        "by the rank of their validation accuracy (w_i = "
+                                        "R(A_i) / sum R(A_j)), equally, or by your weights. "
+                                        "The result predicts like any model (--model).")
     parser.add_argument("runs", nargs="+", metavar="MEMBER",
-                          help="run folders made by 'emotrace train' or 'emotrace study', or "
-                               "exported .onnx models (with their cards)")
+                        help="run folders made by 'emotrace train' or 'emotrace study', or "
+                             "exported .onnx models (with their cards)")
     _add_built_model_options(parser)
     parser.add_argument("--weights", default="rank", metavar="rank|equal|W,W,...",
-                          help="weighting (default: %(default)s)")
+                        help="weighting (default: %(default)s)")
     parser.add_argument("--zoom", type=float, action="append", default=[], metavar="Z",
-                          help="also average a closer view: the central Z share of the face "
-                               "(0.5 <= Z < 1, e.g. 0.92), resized back; repeat for more views")
+                        help="also average a closer view: the central Z share of the face "
+                             "(0.5 <= Z < 1, e.g. 0.92), resized back; repeat for more views")
     parser.add_argument("--half-weights", action="store_true",
-                          help="store the weights as float16: half the file, computed in float32")
+                        help="store the weights as float16: half the file, computed in float32")
     parser.set_defaults(run=ensemble)
 
 
@@ -330,19 +329,19 @@ def ensemble(args: argparse.Namespace) -> int:
 def add_soup_parser(sub: argparse._SubParsersAction) -> None:
     """``emotrace soup``: its options, beside its body."""
     parser = sub.add_parser("soup", help="average exported networks' weights into one model",
-                          description="Average the weights of exported single models fine-tuned "
-                                      "from the same start (a model soup): one network, one "
-                                      "network's cost. Networks from different starts average "
-                                      "into noise; the card's measured accuracy shows it.")
+                            description="Average the weights of exported single models fine-tuned "
+                                        "from the same start (a model soup): one network, one "
+                                        "network's cost. Networks from different starts average "
+                                        "into noise; the card's measured accuracy shows it.")
     parser.add_argument("models", nargs="+", metavar="MODEL",
-                      help="exported .onnx single models (with their cards) of one backbone, "
-                           "input size and head, or fast")
+                        help="exported .onnx single models (with their cards) of one backbone, "
+                             "input size and head, or fast")
     _add_built_model_options(parser)
     parser.add_argument("--data", help="dataset to measure on (default: the first model's "
-                                     "training data, which --repair always uses when named)")
+                                       "training data, which --repair always uses when named)")
     parser.add_argument("--repair", action="store_true",
-                      help="renormalise each channel of the soup to the models' average mean and "
-                           "spread on 2,048 training faces (REPAIR; recovers what averaging loses)")
+                        help="renormalise each channel of the soup to the models' average mean and "
+                             "spread on 2,048 training faces (REPAIR; recovers what averaging loses)")
     parser.set_defaults(run=soup)
 
 
@@ -367,17 +366,17 @@ def soup(args: argparse.Namespace) -> int:
 def add_explain_parser(sub: argparse._SubParsersAction) -> None:
     """``emotrace explain``: its options, beside its body."""
     parser = sub.add_parser("explain", help="Grad-CAM heatmaps and class probabilities of faces",
-                             description="Detect the faces in IMAGE and show, for each, the "
-                                         "Grad-CAM heatmap of the predicted emotion (the regions "
-                                         "that drove it) and the probability of every emotion.")
+                            description="Detect the faces in IMAGE and show, for each, the "
+                                        "Grad-CAM heatmap of the predicted emotion (the regions "
+                                        "that drove it) and the probability of every emotion.")
     parser.add_argument("image", metavar="IMAGE")
     parser.add_argument("--save", required=True, metavar="PNG", help="figure to write")
     parser.add_argument("--model", help=MODEL_HELP)
     parser.add_argument("--detector", choices=("yunet", "haar", "none"), default="yunet",
-                         help="face detector; 'none' = the image is one face crop")
+                        help="face detector; 'none' = the image is one face crop")
     parser.add_argument("--emotion", help="explain this emotion instead of the predicted one")
     parser.add_argument("--max-faces", type=int, default=6, help="largest faces shown (default: "
-                                                                   "%(default)s)")
+                                                                  "%(default)s)")
     parser.set_defaults(run=explain)
 
 
@@ -434,27 +433,27 @@ def _key_values(pairs: list[str], option: str) -> dict[str, str]:
 def add_study_parser(sub: argparse._SubParsersAction) -> None:
     """``emotrace study``: its options, beside its body."""
     parser = sub.add_parser("study", help="run one of the papers' comparisons and write its report",
-                           description="Train the study's runs (cached: finished runs are "
-                                       "reused, interrupted ones resume), measure them and write "
-                                       "OUT/STUDY/report.md with figures and results.json.")
+                            description="Train the study's runs (cached: finished runs are "
+                                        "reused, interrupted ones resume), measure them and write "
+                                        "OUT/STUDY/report.md with figures and results.json.")
     parser.add_argument("name", nargs="?", metavar="STUDY", help="study name (see --list)")
     parser.add_argument("--list", action="store_true", help="list the studies and exit")
     parser.add_argument("--epochs", type=int, help="budget: epochs per run")
     parser.add_argument("--image-size", type=int, help="budget: input size in pixels")
     parser.add_argument("--subset", type=float, help="budget: fraction of the training split")
     parser.add_argument("--seeds", type=int, help="budget: seeds per configuration (study "
-                       "default: 3; each seed is one more run of every configuration)")
+                        "default: 3; each seed is one more run of every configuration)")
     parser.add_argument("--data", help="dataset path (default: the study's, FER-2013)")
     parser.add_argument("--weights", action="append", default=[], metavar="BACKBONE=FILE",
-                       help="ImageNet weights for a backbone that has none here (resnet50, "
-                            "inception_v3)")
+                        help="ImageNet weights for a backbone that has none here (resnet50, "
+                             "inception_v3)")
     parser.add_argument("--runs", default="runs/studies", help="where runs are cached "
-                                                              "(default: %(default)s)")
+                                                               "(default: %(default)s)")
     parser.add_argument("--ray", nargs="?", const="", default=None, metavar="ADDRESS",
-                       help="train the missing runs as Ray Tune trials: no ADDRESS starts a "
-                            "local Ray; 'auto' or HOST:PORT joins a cluster (the ray extra)")
+                        help="train the missing runs as Ray Tune trials: no ADDRESS starts a "
+                             "local Ray; 'auto' or HOST:PORT joins a cluster (the ray extra)")
     parser.add_argument("--storage", metavar="DIR",
-                       help="with --ray: the runs folder every node reaches (default: --runs)")
+                        help="with --ray: the runs folder every node reaches (default: --runs)")
     parser.add_argument("--out", default="experiments", help="report folder (default: %(default)s)")
     parser.set_defaults(run=study)
 
@@ -484,30 +483,30 @@ def study(args: argparse.Namespace) -> int:
 def add_serve_parser(sub: argparse._SubParsersAction) -> None:
     """``emotrace serve``: its options, beside its body."""
     parser = sub.add_parser("serve", help="HTTP API and web page (photos, video jobs, webcam)",
-                           description="Serve the HTTP API (/docs) and the web page (/). Binds "
-                                       "to localhost unless --host says otherwise.")
+                            description="Serve the HTTP API (/docs) and the web page (/). Binds "
+                                        "to localhost unless --host says otherwise.")
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (default: %(default)s)")
     parser.add_argument("--port", type=int, default=8000, help="port (default: %(default)s)")
     parser.add_argument("--model", help=MODEL_HELP)
     parser.add_argument("--data-dir", default="emotrace-data", metavar="DIR",
-                       help="job table and job files (default: %(default)s)")
+                        help="job table and job files (default: %(default)s)")
     parser.add_argument("--token", default=os.environ.get("EMOTRACE_TOKEN"),
-                       help="require 'Authorization: Bearer TOKEN' on every /v1 route "
-                            "(default: $EMOTRACE_TOKEN; none: no auth)")
+                        help="require 'Authorization: Bearer TOKEN' on every /v1 route "
+                             "(default: $EMOTRACE_TOKEN; none: no auth)")
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1, metavar="N",
-                       help="recognition threads (default: the cores, %(default)s)")
+                        help="recognition threads (default: the cores, %(default)s)")
     parser.add_argument("--max-image-mb", type=int, default=25, help="photo upload limit (default: "
-                                                                    "%(default)s)")
+                                                                     "%(default)s)")
     parser.add_argument("--max-video-mb", type=int, default=2048,
-                       help="video upload limit (default: %(default)s)")
+                        help="video upload limit (default: %(default)s)")
     parser.add_argument("--max-queued", type=int, default=20,
-                       help="queued video jobs before new ones get 429 (default: %(default)s)")
+                        help="queued video jobs before new ones get 429 (default: %(default)s)")
     parser.add_argument("--keep-days", type=float, default=7.0,
-                       help="finished jobs are deleted after this many days (default: %(default)s)")
+                        help="finished jobs are deleted after this many days (default: %(default)s)")
     parser.add_argument("--keep-gb", type=float, default=20.0,
-                       help="and the oldest beyond this total size (default: %(default)s)")
+                        help="and the oldest beyond this total size (default: %(default)s)")
     parser.add_argument("--cors-origin", action="append", default=[], metavar="ORIGIN",
-                       help="allow cross-origin calls from ORIGIN (default: none)")
+                        help="allow cross-origin calls from ORIGIN (default: none)")
     parser.set_defaults(run=serve)
 
 

@@ -34,7 +34,12 @@ def build_parser() -> argparse.ArgumentParser:
                         help="show the full traceback of internal errors (or EMOTRACE_DEBUG=1)")
     parser.add_argument("--version", action="version", version=f"emotrace {_version()}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    for add_parser in (commands.add_train_parser, predict.add_predict_parser, commands.add_evaluate_parser, commands.add_calibrate_parser, commands.add_export_parser, commands.add_curves_parser, commands.add_ensemble_parser, commands.add_soup_parser, commands.add_explain_parser, commands.add_serve_parser, commands.add_study_parser):
+    for add_parser in (commands.add_train_parser, predict.add_predict_parser,
+                       commands.add_evaluate_parser, commands.add_calibrate_parser,
+                       commands.add_export_parser, commands.add_curves_parser,
+                       commands.add_ensemble_parser, commands.add_soup_parser,
+                       commands.add_explain_parser, commands.add_serve_parser,
+                       commands.add_study_parser):
         add_parser(sub)
     return parser
 

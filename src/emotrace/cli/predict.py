@@ -1,7 +1,8 @@
 """``emotrace predict``: a Recognizer run over the sources, feeding the chosen sinks.
 
 The terminal is one more sink (:class:`~emotrace.cli.console.ConsoleReport`): progress bar, a
-line per photo, every source error and warning, the closing summary. The loop itself has no special cases.
+line per photo, every source error and warning, the closing summary. The loop itself has no
+special cases.
 """
 
 from __future__ import annotations
@@ -11,7 +12,6 @@ import contextlib
 import sys
 from typing import TYPE_CHECKING
 
-from emotrace.cli.commands import MODEL_HELP
 from emotrace.config import RecognizerConfig
 
 if TYPE_CHECKING:
@@ -59,26 +59,26 @@ def add_predict_parser(sub: argparse._SubParsersAction) -> None:
     parser = sub.add_parser(
         "predict", help="recognise emotions in images, folders, videos, cameras, streams",
         description="Detect faces and classify their emotions. SOURCE is an image, a folder "
-                    "(recursive), a glob, a video file, a camera index (0) or a stream URL. "
-                    "Exit code 1 when a source could not be read.")
+                   "(recursive), a glob, a video file, a camera index (0) or a stream URL. "
+                   "Exit code 1 when a source could not be read.")
     parser.add_argument("sources", nargs="*", metavar="SOURCE")
     parser.add_argument("--examples", action="store_true",
-                         help="add the sample photos shipped with emotrace to the sources")
+                        help="add the sample photos shipped with emotrace to the sources")
     parser.add_argument("--json", action="store_true",
-                         help="print one JSON line per image / frame")
+                        help="print one JSON line per image / frame")
     parser.add_argument("--save", metavar="DIR",
-                         help="write annotated images / videos, and per-video timeline + summary")
+                        help="write annotated images / videos, and per-video timeline + summary")
     parser.add_argument("--csv", metavar="FILE", help="write one row per face per frame")
     parser.add_argument("--every", type=int, default=1, metavar="N",
-                         help="process every N-th video frame (default: %(default)s)")
+                        help="process every N-th video frame (default: %(default)s)")
     parser.add_argument("--show", action="store_true", help="show a live window when a display exists")
     parser.add_argument("--ray", nargs="?", const="", default=None, metavar="ADDRESS",
-                         help="spread the work over Ray: no ADDRESS starts a local Ray for the "
-                              "run; 'auto' or HOST:PORT or ray://HOST:PORT joins a cluster "
-                              "(needs the ray extra; --save must be a folder every node reaches)")
+                        help="spread the work over Ray: no ADDRESS starts a local Ray for the "
+                             "run; 'auto' or HOST:PORT or ray://HOST:PORT joins a cluster "
+                             "(needs the ray extra; --save must be a folder every node reaches)")
     parser.add_argument("--workers", type=int, metavar="N",
-                         help="with --ray: at most N image actors (and N CPUs for a local Ray)")
-    RecognizerConfig.add_arguments(parser, MODEL_HELP)  # --model, --detector, --min-face, ...
+                        help="with --ray: at most N image actors (and N CPUs for a local Ray)")
+    RecognizerConfig.add_arguments(parser)  # --model, --detector, --min-face, ...
     parser.set_defaults(run=predict)
 
 

@@ -18,8 +18,7 @@ from emotrace.errors import ConfigError, NotFoundError
 from emotrace.evaluation.convergence import read_history, trained_epochs
 from emotrace.models.onnx_weights import weights_as_initializers
 from emotrace.cards import ModelCard
-from emotrace.training.export import (ExportOptions, export_onnx, model_with_card, new_card,
-                                      write_card)
+from emotrace.training.export import ExportOptions, export_onnx, model_with_card, write_card
 from emotrace.training.fit import load_module
 
 WEIGHT_SCHEMES = ("rank", "equal")
@@ -214,7 +213,7 @@ def build_ensemble(runs: Sequence[str | Path], out: str | Path,
 
 def _ensemble_card(members: Sequence[Member], w: np.ndarray, weights: str | Sequence[float],
                    out: Path, size: int, options: ExportOptions) -> ModelCard:
-    return new_card(
+    return ModelCard.new(
         options.name or out.stem, size, members[0].scaling, options.flip_average,
         options.command, zoom_views=list(options.zooms),
         weights_storage="float16, computed in float32" if options.half_weights else "float32",

@@ -147,12 +147,6 @@ class ExportOptions:
             check_zoom(zoom)
 
 
-def new_card(name: str, image_size: int, scaling: str, flip_average: bool,
-             command: str | None, **fields: Any) -> ModelCard:
-    """A model card before its metrics are measured (see :meth:`ModelCard.new`)."""
-    return ModelCard.new(name, image_size, scaling, flip_average, command, **fields)
-
-
 def write_card(model: Path, card: ModelCard, data: str,
                evaluate_splits: Sequence[str], scheme: str = "official", split_seed: int = 42,
                predictions: Path | None = None) -> Path:
@@ -227,7 +221,7 @@ def _write_run_card(run_dir: Path, module: Any, out: Path, staged: Path, checkpo
                     options: ExportOptions) -> None:
     config = module.config
     summary = _run_summary(run_dir)
-    card = new_card(options.name or out.stem, config.image_size, config.scaling,
+    card = ModelCard.new(options.name or out.stem, config.image_size, config.scaling,
                     options.flip_average, options.command,
                     backbone=config.model, pretrained=config.pretrained, checkpoint=checkpoint,
                     data=config.data, recipe=config.to_dict(), **summary,

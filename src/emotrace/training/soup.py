@@ -19,8 +19,7 @@ import torch
 
 from emotrace.cards import ModelCard, describe_source
 from emotrace.errors import ConfigError
-from emotrace.training.export import (ExportOptions, export_onnx, model_with_card, new_card,
-                                      write_card)
+from emotrace.training.export import ExportOptions, export_onnx, model_with_card, write_card
 from emotrace.training.onnx_init import conv_norm_pairs, folded_network, measure_norm_inputs
 
 #: Card entries that must agree for networks to be averaged weight by weight.
@@ -181,7 +180,7 @@ def build_soup(sources: Sequence[str | Path], out: str | Path, renormalise: bool
     out = Path(out)
     method = "uniform average of the exported weights (BatchNorm folded)" + (
         ", renormalised (REPAIR) on 2,048 training faces" if renormalise else "")
-    card = new_card(options.name or out.stem, first.image_size, first.scaling,
+    card = ModelCard.new(options.name or out.stem, first.image_size, first.scaling,
                     options.flip_average, options.command,
                     backbone=first.backbone, pretrained=first.pretrained,
                     data=measured_on, recipe=recipe,
