@@ -102,3 +102,37 @@ def test_unreadable_inputs_are_results_and_exit_1(emotrace, tmp_path):
         ("file not found", []),
         ("not a readable image (corrupt, truncated or not an image file)", [])]
     assert f"{tmp_path / 'text.jpg'}: not a readable image" in run.stderr
+
+
+def _import_interrupted_by_ctrl_c(_args):
+    """What an extension module does when Ctrl-C lands while it loads (onnxruntime does)."""
+    from emotrace.utils import Interrupted
+
+    try:
+        raise Interrupted(signal.SIGTERM)
+    except KeyboardInterrupt as stop:
+        raise ImportError("initialization failed") from stop
+
+
+@pytest.mark.parametrize("debug", [False, True])
+def test_an_error_caused_by_an_interruption_is_an_interruption_not_a_bug(capsys, debug):
+    from emotrace.cli.commands import run
+
+    args = SimpleNamespace(run=_import_interrupted_by_ctrl_c, command="predict", debug=debug)
+    assert run(args) == 143
+    assert capsys.readouterr().err == "emotrace predict: interrupted\n"
+
+
+def test_a_ctrl_c_after_the_work_is_done_keeps_the_exit_code(tmp_path):
+    """CPython puts default handlers back while it shuts down: a Ctrl-C there killed finished
+    runs (exit -2). Once main() has returned, the program ignores it."""
+    program = ("import os, signal, sys\n"
+               "from emotrace.cli.main import main\n"
+               "code = main()\n"
+               "os.kill(os.getpid(), signal.SIGINT)\n"
+               "os.kill(os.getpid(), signal.SIGTERM)\n"
+               "sys.exit(code)\n")
+    done = subprocess.run([sys.executable, "-c", program, "predict", str(tmp_path / "gone.jpg")],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 1, done.stderr  # the missing photo is a failed source
+    assert "Traceback" not in done.stderr and "interrupted" not in done.stderr
