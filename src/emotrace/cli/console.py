@@ -52,7 +52,12 @@ class ConsoleReport(Sink):
         tqdm.write(message, file=sys.stderr)
 
     def close(self) -> None:
-        self.bar.close()
+        """Close the bar and let it go now, in this frame: freed later, among the native objects
+        torn down after the run, its ``__del__`` was the first Python code to run after a late
+        Ctrl-C, which Python then prints as an ignored exception's traceback."""
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
 
     abort = close
 
