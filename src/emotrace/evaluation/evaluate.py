@@ -95,6 +95,8 @@ def evaluate(classifier, data: str | Path, split: str | None = None,
     ``scheme``: ``official`` splits, or ``stratified`` (70/10/20 with ``split_seed``) for models
     trained on that split. ``batch_size`` None: bounded by the model's memory
     (:func:`batch_size_for`)."""
+    if split is not None:
+        canonical_split(split)  # a misspelt split is refused before the dataset is read (13 s)
     batch_size = batch_size or batch_size_for(classifier)
     if scheme == "official" or split in (None, "all"):
         faces = select_split(load_dataset(data), split)
