@@ -277,9 +277,9 @@ def _csv_face(pixels: str | None, emotion: str | None) -> tuple[np.ndarray, int]
 
 def _cache_file(root: Path, files: list[Path], image_size: int) -> Path:
     digest = hashlib.sha1(f"{root.resolve()}|{image_size}".encode())
-    for file in files:
+    for file in files:  # named from the root: '../shared/x' and '/work/shared/x' share one entry
         stat = file.stat()
-        digest.update(f"{file}|{stat.st_size}|{stat.st_mtime_ns}".encode())
+        digest.update(f"{file.relative_to(root)}|{stat.st_size}|{stat.st_mtime_ns}".encode())
     base = Path(os.environ.get("EMOTRACE_CACHE", Path.home() / ".cache" / "emotrace"))
     return base / "datasets" / f"{root.name}-{image_size}-{digest.hexdigest()[:16]}.npz"
 
@@ -290,14 +290,21 @@ def _cached(root: Path, files: list[Path], image_size: int, cache: bool, read) -
     cache_file = _cache_file(root, files, image_size)
     if cache_file.exists():
         with np.load(cache_file) as stored:
+            # file names as this call spells the root, not as the call that filled the cache did
+            written_as = str(stored["root"]) if "root" in stored else str(root)
+
+            def here(name: str) -> str:
+                return str(root) + name[len(written_as):] if name.startswith(written_as) else name
+
             skipped = stored["skipped"].tolist() if "skipped" in stored else []
             return FaceSet(stored["images"], stored["labels"], stored["usage"],
-                           stored["sources"].tolist(), [tuple(row) for row in skipped])
+                           [here(name) for name in stored["sources"].tolist()],
+                           [(here(file), reason, usage) for file, reason, usage in skipped])
     faces = read()
     cache_file.parent.mkdir(parents=True, exist_ok=True)
     with atomic_path(cache_file) as tmp:
         with open(tmp, "wb") as handle:
             np.savez(handle, images=faces.images, labels=faces.labels, usage=faces.usage,
-                     sources=np.array(faces.sources),
+                     sources=np.array(faces.sources), root=np.array(str(root)),
                      skipped=np.array(faces.skipped, dtype=str).reshape(-1, 3))
     return faces
