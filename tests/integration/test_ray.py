@@ -7,6 +7,7 @@ import secrets
 import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -32,20 +33,23 @@ def cluster(tmp_path_factory):
     another folder than the driver's (as on a real cluster)."""
     port = free_port()
     address = f"127.0.0.1:{port}"
-    head_tmp, worker_tmp = tmp_path_factory.mktemp("ray-head"), tmp_path_factory.mktemp("ray-w")
+    # Ray's sockets live in its temp folder and a socket path has at most 107 bytes: pytest's
+    # folders are too deep for it under pytest-xdist (.../pytest-N/popen-gw0/...)
+    head_tmp, worker_tmp = Path(tempfile.mkdtemp(prefix="ray-h")), Path(tempfile.mkdtemp(prefix="ray-w"))
     elsewhere = tmp_path_factory.mktemp("node-folder")
     try:
-        subprocess.run([RAY, "start", "--head", "--num-cpus", "1", "--port", str(port),
-                        "--include-dashboard", "false", "--temp-dir", str(head_tmp),
-                        "--disable-usage-stats"], check=True, capture_output=True, timeout=120,
-                       env=cluster_env(), cwd=elsewhere)
-        subprocess.run([RAY, "start", "--address", address, "--num-cpus", "1",
-                        "--temp-dir", str(worker_tmp), "--disable-usage-stats"],
-                       check=True, capture_output=True, timeout=120, env=cluster_env(),
-                       cwd=elsewhere)
+        for command in (["--head", "--port", str(port), "--include-dashboard", "false",
+                         "--temp-dir", str(head_tmp)],
+                        ["--address", address, "--temp-dir", str(worker_tmp)]):
+            node = subprocess.run([RAY, "start", *command, "--num-cpus", "1",
+                                   "--disable-usage-stats"], capture_output=True, text=True,
+                                  timeout=120, env=cluster_env(), cwd=elsewhere)
+            assert node.returncode == 0, f"ray start {command[0]}: {node.stderr[-3000:]}"
         yield address
     finally:
         subprocess.run([RAY, "stop", "--force"], capture_output=True, timeout=120, env=cluster_env())
+        for folder in (head_tmp, worker_tmp):
+            shutil.rmtree(folder, ignore_errors=True)
 
 
 @pytest.fixture(scope="module")

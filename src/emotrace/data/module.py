@@ -178,8 +178,15 @@ class FERDataModule(L.LightningDataModule):
             sampler = WeightedRandomSampler(torch.as_tensor(weights), len(labels),
                                             generator=torch.Generator().manual_seed(self.sample_seed))
         return DataLoader(dataset, batch_size=self.batch_size, shuffle=train and sampler is None,
-                          sampler=sampler, num_workers=self.num_workers, drop_last=train,
+                          sampler=sampler, num_workers=self.num_workers,
+                          drop_last=self.drops_last_batch(len(dataset), train),
                           persistent_workers=self.num_workers > 0)
+
+    def drops_last_batch(self, size: int, train: bool) -> bool:
+        """Training leaves out its last, smaller batch (a batch of a few faces gives batch norm
+        noisy statistics), unless the split is smaller than one batch: dropping it left no
+        step at all and the one-cycle schedule stopped with "total_steps 0"."""
+        return train and size >= self.batch_size
 
     def train_dataloader(self) -> DataLoader:
         """The training split, augmented and shuffled (or balanced by the sampler)."""

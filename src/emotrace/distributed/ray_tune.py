@@ -33,6 +33,9 @@ def train_runs_on_ray(runs: list[RunSpec], runs_root: Path, address: str | None 
         tuner = tune.Tuner(
             tune.with_resources(_trial, per_trial),
             param_space={"run": tune.grid_search(missing), "runs_root": str(runs_root)},
+            # a trial's worker imports torch, Lightning and torchvision (10 s here): the next
+            # trial reuses it instead of starting a fresh one
+            tune_config=tune.TuneConfig(reuse_actors=True),
             run_config=tune.RunConfig(name=name, storage_path=str(runs_root / "tune"),
                                       verbose=0))
         results = tuner.fit()

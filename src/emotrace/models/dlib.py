@@ -188,4 +188,4 @@ class DescriptorDataModule(FERDataModule):
                 DlibFaceDescriptor()(self.parts[name].images))[:, :, None, None]
         labels = torch.as_tensor(self.parts[name].labels, dtype=torch.long)
         return DataLoader(TensorDataset(self.features[name], labels), batch_size=self.batch_size,
-                          shuffle=train, drop_last=train)
+                          shuffle=train, drop_last=self.drops_last_batch(len(labels), train))
