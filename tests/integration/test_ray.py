@@ -12,19 +12,21 @@ from pathlib import Path
 
 import pytest
 
-pytest.importorskip("ray", reason="needs the ray extra")
-
-from conftest import FER, TESTDATA  # noqa: E402
-from emotrace.testing import free_port, write_panning_video  # noqa: E402
-
 RAY = str(Path(sys.executable).parent / "ray")
 TOKEN = secrets.token_hex(32)
+# The simulated cluster uses Ray's token auth with a token of its own. Ray reads the auth mode
+# when it is imported, so the drivers this process runs (the study's) need it set first.
+os.environ.update(RAY_AUTH_MODE="token", RAY_AUTH_TOKEN=TOKEN)
+
+pytest.importorskip("ray", reason="needs the ray extra")
+
+from conftest import FER, TESTDATA, cli  # noqa: E402
+from emotrace.testing import free_port, write_panning_video  # noqa: E402
 
 
 def cluster_env() -> dict[str, str]:
-    """The environment of the test session (its private caches) plus Ray's token auth with a
-    token of the simulated cluster's own."""
-    return {**os.environ, "RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": TOKEN}
+    """The environment of the test session (its private caches and the cluster's token)."""
+    return dict(os.environ)
 
 
 @pytest.fixture(scope="module")
@@ -109,12 +111,13 @@ def _histories(results: dict) -> list:
 
 
 def test_study_runs_as_tune_trials_and_reuses_its_cache(cluster, fer_slice, tmp_path):
+    """The driver runs in this process (torch and Lightning are imported once, not twice: 20 s
+    here); the trials run in the cluster's own workers."""
     pytest.importorskip("torch", reason="training needs the train extra")
-    command = [sys.executable, "-m", "emotrace.cli.main", "study", "transfer", "--epochs", "1",
-               "--image-size", "32", "--subset", "1.0", "--seeds", "1", "--data", str(fer_slice),
-               "--ray", cluster,
-               "--storage", str(tmp_path / "runs"), "--out", str(tmp_path / "experiments")]
-    first = subprocess.run(command, capture_output=True, text=True, timeout=600, env=cluster_env())
+    command = ["study", "transfer", "--epochs", "1", "--image-size", "32", "--subset", "1.0",
+               "--seeds", "1", "--data", fer_slice, "--ray", cluster,
+               "--storage", tmp_path / "runs", "--out", tmp_path / "experiments"]
+    first = cli(*command)
     assert first.returncode == 0, first.stderr[-3000:]
     runs = sorted(p.name for p in (tmp_path / "runs").iterdir() if p.name != "tune")
     results = tmp_path / "experiments" / "transfer" / "results.json"
@@ -124,9 +127,10 @@ def test_study_runs_as_tune_trials_and_reuses_its_cache(cluster, fer_slice, tmp_
     assert all((tmp_path / "runs" / r / "finished.json").is_file() for r in runs)
     assert (tmp_path / "runs" / "tune").is_dir()  # Tune's own state, beside the runs
     stamps = {p: p.stat().st_mtime for p in (tmp_path / "runs").rglob("*.ckpt")}
-    again = subprocess.run(command, capture_output=True, text=True, timeout=600, env=cluster_env())
+    again = cli(*command)
     assert again.returncode == 0, again.stderr[-3000:]
     assert {p: p.stat().st_mtime for p in (tmp_path / "runs").rglob("*.ckpt")} == stamps
     after = json.loads(results.read_text())
     assert _histories(after) == _histories(before)
     assert len(_histories(after)) == configurations
+

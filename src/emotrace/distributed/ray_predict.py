@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 
 from emotrace.config import RecognizerConfig
+from emotrace.errors import EmotraceError
 from emotrace.inference.recognizer import Recognizer
 from emotrace.inference.results import Face, Result
 from emotrace.inference.sinks import AnnotatedSink, Sink, Sinks
@@ -50,12 +51,18 @@ def ray_cluster(address: str | None, cpus: int | None = None) -> Iterator[Any]:
         for handler in logging.getLogger(name).handlers:
             handler.setLevel(logging.ERROR)
 
-    ray.init(address=address or "local", num_cpus=None if address else cpus,
-             include_dashboard=False, log_to_driver=False,
-             logging_level=logging.ERROR, configure_logging=False,
-             # workers keep the driver's working folder (Tune would move trials to their own)
-             runtime_env={"env_vars": {"ORT_DISABLE_TELEMETRY": "1",
-                                       "RAY_CHDIR_TO_TRIAL_DIR": "0"}})
+    try:
+        ray.init(address=address or "local", num_cpus=None if address else cpus,
+                 include_dashboard=False, log_to_driver=False,
+                 logging_level=logging.ERROR, configure_logging=False,
+                 # workers keep the driver's working folder (Tune would move trials to their own)
+                 runtime_env={"env_vars": {"ORT_DISABLE_TELEMETRY": "1",
+                                           "RAY_CHDIR_TO_TRIAL_DIR": "0"}})
+    except ConnectionError as error:  # a wrong address, a stopped cluster, a missing token
+        reason = str(error).splitlines()[0]
+        raise EmotraceError(f"--ray {address}: cannot join the Ray cluster ({reason}); check "
+                            "the address (HOST:PORT of its head node) and, on a cluster with "
+                            "token authentication, RAY_AUTH_MODE=token and RAY_AUTH_TOKEN") from None
     try:
         context = ray.data.DataContext.get_current()
         context.execution_options.preserve_order = True  # results in source order
