@@ -24,6 +24,10 @@ import pytest
 # machine at load 6-9: one MobileNetV2 training step (48 px, batch 32, 2 threads) took 2.0-2.6 s
 # with OpenMP's default spin-wait and 0.6-1.0 s with passive waiting.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+# Under ``pytest -n 2`` two test processes share the two cores: one torch thread each, not two
+# each contending for them (set before torch is imported: torch reads it once).
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 REPO = Path(__file__).resolve().parents[2]
 SHARED = Path(os.environ.get("EMOTRACE_SHARED", REPO.parent / "shared"))
@@ -36,12 +40,27 @@ CLASSES = ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")
 UNIT = Path(__file__).resolve().parents[1] / "unit"
 
 
+#: The longest files first, as measured in one ``-n 2`` run: with ``-n 2 --dist loadfile
+#: --no-loadscope-reorder`` each file goes whole to the next free process (xdist otherwise orders
+#: files by their number of tests), and a long file handed out last ran alone at the end (the
+#: suite took 441 s with test_ray.py last).
+LONGEST_FIRST = ("test_training.py",       # 157 s: training, soups, REPAIR
+                 "test_experiments.py",    # 133 s: a study end to end, Grad-CAM, ensembles
+                 "test_ray.py",            # 104 s: two Ray clusters, Tune trials
+                 "test_hardening.py",      # 75 s: processes stopped, killed, starved
+                 "test_model_quality.py",  # 53 s: the accurate ensemble on 899 faces
+                 "test_service_trust.py")  # 49 s: servers started, stopped, starved
+
+
 def pytest_collection_modifyitems(config, items):
-    """Refuse, before any test runs, a session with tests that read ../shared when it is missing."""
+    """Refuse, before any test runs, a session with tests that read ../shared when it is missing;
+    put the longest files first."""
     needs_shared = [item for item in items if UNIT not in Path(str(item.fspath)).parents]
     if needs_shared and not FER.is_dir():
         raise pytest.UsageError(f"FER-2013 not found at {FER}; put ../shared beside the checkout "
                                 "or set EMOTRACE_SHARED (tests/unit alone runs without it)")
+    rank = {name: i for i, name in enumerate(LONGEST_FIRST)}
+    items.sort(key=lambda item: rank.get(Path(str(item.fspath)).name, len(rank)))  # stable
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -62,6 +81,21 @@ def isolated_caches(tmp_path_factory):
             os.symlink(weights, checkpoints / weights.name)
     os.environ["TORCH_HOME"] = str(root / "torch")
     yield
+
+
+@pytest.fixture(scope="session")
+def fer2013(isolated_caches):
+    """All of FER-2013 (35,887 faces), decoded once for the session (12-19 s): the test processes
+    take turns, so the second reads the first's cache instead of decoding it at the same time."""
+    import fcntl
+
+    from emotrace.data import load_dataset
+
+    lock = Path(os.environ["EMOTRACE_CACHE"]) / "fer2013.lock"
+    lock.parent.mkdir(parents=True, exist_ok=True)
+    with open(lock, "w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)  # released when the file closes
+        return load_dataset(FER)
 
 
 @pytest.fixture(scope="session")

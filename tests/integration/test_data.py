@@ -5,7 +5,7 @@ import cv2
 import numpy as np
 import pytest
 
-from conftest import CLASSES, FER
+from conftest import CLASSES
 from emotrace.data import (DatasetError, UnknownEmotionError, emotion_index, load_dataset,
                            select_split, split_dataset)
 
@@ -105,15 +105,15 @@ def test_missing_dataset_path():
         load_dataset("/no/such/dataset")
 
 
-def test_official_split_counts_on_full_fer2013():
-    parts = split_dataset(load_dataset(FER), "official")
+def test_official_split_counts_on_full_fer2013(fer2013):
+    parts = split_dataset(fer2013, "official")
     assert {k: len(v) for k, v in parts.items()} == {"train": 28709, "val": 3589, "test": 3589}
     assert parts["val"].class_counts().tolist() == [467, 56, 496, 895, 653, 415, 607]
     assert parts["test"].class_counts().tolist() == [491, 55, 528, 879, 594, 416, 626]
 
 
-def test_stratified_split_is_70_10_20_per_class_and_seeded():
-    faces = load_dataset(FER)
+def test_stratified_split_is_70_10_20_per_class_and_seeded(fer2013):
+    faces = fer2013
     parts = split_dataset(faces, "stratified", seed=42)
     sizes = {k: len(v) for k, v in parts.items()}
     assert sum(sizes.values()) == len(faces)
@@ -143,7 +143,7 @@ def test_eval_transform_resizes_and_scales():
 
 
 @pytest.mark.parametrize("size", [32, 48, 64, 96, 112])
-def test_validation_sees_the_pixels_the_exported_model_sees(size):
+def test_validation_sees_the_pixels_the_exported_model_sees(size, fer2013):
     """One evaluation pipeline: the training-time eval transform and the ONNX classifier's
     preprocessing give identical inputs (the same resize, the same scaling)."""
     torch = pytest.importorskip("torch")
@@ -152,19 +152,19 @@ def test_validation_sees_the_pixels_the_exported_model_sees(size):
 
     classifier = EmotionClassifier(model_path("fast"))
     classifier.size = size
-    faces = load_dataset(FER).images[:16]
+    faces = fer2013.images[:16]
     expected = classifier.preprocess(faces)
     transform = eval_transform(size)
     got = np.stack([transform(torch.from_numpy(face).unsqueeze(0)).numpy() for face in faces])
     np.testing.assert_allclose(got, expected, rtol=0, atol=1e-6)  # x/255 rounding only
 
 
-def test_train_transform_augments_but_keeps_shape():
+def test_train_transform_augments_but_keeps_shape(fer2013):
     torch = pytest.importorskip("torch")
     from emotrace.data.transforms import AugmentConfig, eval_transform, train_transform
 
     torch.manual_seed(0)
-    image = torch.from_numpy(load_dataset(FER).images[0]).unsqueeze(0)
+    image = torch.from_numpy(fer2013.images[0]).unsqueeze(0)
     transform = train_transform(64, AugmentConfig(rotation=45, shift=0.2, erasing=1.0))
     outs = [transform(image) for _ in range(4)]
     assert all(o.shape == (1, 64, 64) for o in outs)

@@ -108,11 +108,10 @@ def test_ensemble_command_refuses_a_folder_without_a_run(tmp_path):
     assert not (tmp_path / "e.onnx").exists()
 
 
-def test_grad_cam_heatmaps_have_the_input_shape_and_follow_the_target():
-    from emotrace.data import load_dataset, select_split
-    from conftest import FER
+def test_grad_cam_heatmaps_have_the_input_shape_and_follow_the_target(fer2013):
+    from emotrace.data import select_split
 
-    faces = select_split(load_dataset(FER), "test")
+    faces = select_split(fer2013, "test")
     picks = np.concatenate([np.flatnonzero(faces.labels == c)[:3] for c in range(7)])
     explainer = GradCAM()
     size = explainer.classifier.size
@@ -684,9 +683,10 @@ def test_init_report_rates_with_bootstrap_intervals_and_the_one_cycle_stage(fer_
     assert all(c["holm_family"] == 4 for c in data["comparisons"])
 
 
-def test_committed_reports_recompute_from_their_results(tmp_path):
+def test_committed_reports_recompute_from_their_results(fer2013, tmp_path):
     """Every number of the four committed reports recomputes from their results.json: rebuilt
-    from it alone, each report is the committed text."""
+    from it alone, each report is the committed text (its labels from the session's decoded
+    FER-2013)."""
     import shutil
 
     from emotrace.experiments.rebuild import rebuild
