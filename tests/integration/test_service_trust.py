@@ -1,3 +1,4 @@
+# ruff: noqa: F811  (tests take test_server's module fixtures `clip` and `client` as arguments)
 """The service under the cases users (and attackers) actually hit: a second server on the same
 folder, large photos, uploads without the token, concurrent uploads, other sites' pages, deleted
 jobs' traces (issue 29). Real servers on real sockets, started and stopped by the tests; one
@@ -22,7 +23,8 @@ from conftest import TESTDATA, cli  # noqa: E402
 from emotrace.server import ServerSettings, create_app  # noqa: E402
 from emotrace.testing import (ThreadedServer, free_port, write_panning_video,  # noqa: E402
                               write_png_bomb)
-from test_server import TestClient, upload, wait_for  # noqa: E402
+# the module's own server and clip come from test_server's module fixtures (one each here)
+from test_server import TestClient, clip, client, upload, wait_for  # noqa: E402, F401
 
 PHOTO = (TESTDATA / "face.jpg").read_bytes()
 TOKEN = "s3cret-token"
@@ -30,25 +32,10 @@ CLI = [sys.executable, "-m", "emotrace.cli.main"]
 
 
 @pytest.fixture(scope="module")
-def clip(tmp_path_factory) -> bytes:
-    path = write_panning_video(TESTDATA / "face.jpg", tmp_path_factory.mktemp("clip") / "c.mp4",
-                               frames=20, step=3)
-    return path.read_bytes()
-
-
-@pytest.fixture(scope="module")
 def long_clip(tmp_path_factory) -> Path:
     """900 frames (a job that runs long enough to be interrupted, cancelled or watched)."""
     return write_panning_video(TESTDATA / "face.jpg", tmp_path_factory.mktemp("long") / "long.mp4",
                                frames=900, step=0)
-
-
-@pytest.fixture(scope="module")
-def client(tmp_path_factory):
-    """The module's server through the test client (default settings)."""
-    data = tmp_path_factory.mktemp("shared") / "data"
-    with TestClient(create_app(ServerSettings(data_dir=data))) as client:
-        yield client
 
 
 @pytest.fixture(scope="module")
