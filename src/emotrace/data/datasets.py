@@ -291,7 +291,7 @@ def _cached(root: Path, files: list[Path], image_size: int, cache: bool, read) -
     if cache_file.exists():
         with np.load(cache_file) as stored:
             # file names as this call spells the root, not as the call that filled the cache did
-            written_as = str(stored["root"]) if "root" in stored else str(root)
+            written_as = str(stored["root"])
 
             def here(name: str) -> str:
                 return str(root) + name[len(written_as):] if name.startswith(written_as) else name
