@@ -105,12 +105,12 @@ def fer_slice(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("fer_slice")
     for split, prefixes in (("train", {"Training": 20}), ("test", {"PublicTest": 5, "PrivateTest": 5})):
         for name in CLASSES:
-            files = sorted((FER / split / name).iterdir())
+            files = sorted(os.listdir(FER / split / name))  # names: sorting Paths took 0.8 s a session
             target = root / split / name
             target.mkdir(parents=True)
             for prefix, count in prefixes.items():
-                for file in [f for f in files if f.name.startswith(prefix)][:count]:
-                    shutil.copy(file, target / file.name)
+                for file in [f for f in files if f.startswith(prefix)][:count]:
+                    shutil.copy(FER / split / name / file, target / file)
     return root
 
 
