@@ -44,12 +44,12 @@ UNIT = Path(__file__).resolve().parents[1] / "unit"
 #: --no-loadscope-reorder`` each file goes whole to the next free process (xdist otherwise orders
 #: files by their number of tests), and a long file handed out last ran alone at the end (the
 #: suite took 441 s with test_ray.py last).
-LONGEST_FIRST = ("test_training.py",       # 157 s: training, soups, REPAIR
-                 "test_experiments.py",    # 133 s: a study end to end, Grad-CAM, ensembles
-                 "test_ray.py",            # 104 s: two Ray clusters, Tune trials
-                 "test_hardening.py",      # 75 s: processes stopped, killed, starved
-                 "test_model_quality.py",  # 53 s: the accurate ensemble on 899 faces
-                 "test_service_trust.py")  # 49 s: servers started, stopped, starved
+LONGEST_FIRST = ("test_experiments.py",    # 116 s: a study end to end, Grad-CAM, ensembles
+                 "test_training.py",       # 103 s: training, soups, REPAIR
+                 "test_ray.py",            # 96 s: two Ray clusters, Tune trials
+                 "test_hardening.py",      # 53 s: processes stopped, killed, starved
+                 "test_service_trust.py",  # 38 s: servers started, stopped, starved
+                 "test_model_quality.py")  # 35 s: the accurate ensemble on 899 faces  # 49 s: servers started, stopped, starved
 
 
 def pytest_collection_modifyitems(config, items):

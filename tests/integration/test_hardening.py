@@ -143,8 +143,7 @@ def test_mp4_without_range_requests_fails_loudly(served, tmp_path):
 
 
 def test_streamed_video_works_and_a_stalled_one_is_reported(served, tmp_path):
-    good = cli_process("predict", served.url("clip.avi"), "--csv", tmp_path / "good.csv",
-                       timeout=60)
+    good = cli("predict", served.url("clip.avi"), "--csv", tmp_path / "good.csv")
     assert good.returncode == 0, good.stderr
     assert "90 image(s)/frame(s) processed" in good.stderr
     url = served.url("stall-clip.avi")
@@ -304,17 +303,19 @@ def test_two_runs_writing_the_same_csv_both_succeed_and_the_file_is_whole(tmp_pa
 
 
 # 12. a write that fails mid-run ----------------------------------------------------------------
-def test_write_failure_mid_video_names_the_file_and_leaves_no_partial_video(long_video, tmp_path):
+def test_write_failure_mid_video_names_the_file_and_leaves_no_partial_video(panning_video,
+                                                                           tmp_path):
     def small_file_limit():  # writes past 400 kB fail (EFBIG) as on a full disk
         signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
         resource.setrlimit(resource.RLIMIT_FSIZE, (400_000, 400_000))
 
-    run = subprocess.run([*CLI, "predict", str(long_video), "--every", "4", "--save",
-                          str(tmp_path / "out")], capture_output=True, text=True, timeout=300,
-                         preexec_fn=small_file_limit)
+    # the drawn copy of these 30 frames takes 580 kB: the limit is reached about frame 20
+    run = subprocess.run([*CLI, "predict", str(panning_video), "--save", str(tmp_path / "out")],
+                         capture_output=True, text=True, timeout=300, preexec_fn=small_file_limit)
     assert run.returncode == 1, run.stderr
-    assert f"{tmp_path / 'out' / 'long.mp4'}" in run.stderr and "Traceback" not in run.stderr
-    assert not (tmp_path / "out" / "long.mp4").exists()
+    assert f"{tmp_path / 'out' / 'faces.mp4'}" in run.stderr and "Traceback" not in run.stderr
+    assert "could not be written whole" in run.stderr
+    assert not (tmp_path / "out" / "faces.mp4").exists()
     assert not partial_files(tmp_path)
 
 
