@@ -49,7 +49,7 @@ LONGEST_FIRST = ("test_experiments.py",    # 116 s: a study end to end, Grad-CAM
                  "test_ray.py",            # 96 s: two Ray clusters, Tune trials
                  "test_hardening.py",      # 53 s: processes stopped, killed, starved
                  "test_service_trust.py",  # 38 s: servers started, stopped, starved
-                 "test_model_quality.py")  # 35 s: the accurate ensemble on 899 faces  # 49 s: servers started, stopped, starved
+                 "test_model_quality.py")  # 35 s: the accurate ensemble on 899 faces
 
 
 def pytest_collection_modifyitems(config, items):
