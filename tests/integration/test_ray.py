@@ -146,6 +146,19 @@ def test_ray_without_an_address_starts_and_stops_a_local_ray(tmp_path):
     assert not ray.is_initialized()  # the Ray it started is stopped
 
 
+def test_an_address_where_nothing_answers_is_refused_at_once():
+    """Ray itself retries such an address for 80 s and does not stop on Ctrl-C meanwhile."""
+    started = time.monotonic()
+    port = free_port()
+    run = cli("predict", TESTDATA / "face.jpg", "--json", "--ray", f"127.0.0.1:{port}")
+    assert run.returncode == 2 and run.stdout == ""
+    assert run.stderr.splitlines() == [
+        f"emotrace predict: error: --ray 127.0.0.1:{port}: nothing answers there (Connection "
+        f"refused); give the HOST:PORT of a running cluster's head node (started with 'ray "
+        f"start --head --port {port}'), or --ray alone for a local Ray"]
+    assert time.monotonic() - started < 10
+
+
 def _histories(results: dict) -> list:
     return [run["history"] for config in results["configurations"] for run in config["per_seed"]]
 

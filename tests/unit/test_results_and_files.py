@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from emotrace.data.labels import EMOTIONS
-from emotrace.errors import OutputError
+from emotrace.errors import OutputError, UsageError
 from emotrace.inference.results import Face, Result
 from emotrace.utils import (atomic_path, check_output_dir, check_output_file, partial_path,
                             remove_dead_partials, remove_stale_partials)
@@ -46,6 +46,10 @@ def test_drawing_marks_the_face_and_saving_is_atomic(tmp_path):
     assert np.array_equal(cv2.imread(str(path)), drawn)  # PNG: lossless
     with pytest.raises(ValueError, match="no image to draw on"):
         Result("x.jpg").draw()
+    for suffix in (".txt", ".json"):  # OpenCV has no encoder for it: one line, no folder made
+        with pytest.raises(UsageError, match=rf"notes{suffix}: cannot write an image with the "
+                                             rf"suffix '\{suffix}'; use .jpg or .png"):
+            result.save(tmp_path / "new" / f"notes{suffix}")
     assert sorted(p.name for p in tmp_path.rglob("*")) == ["a.png", "sub"]
 
 

@@ -64,6 +64,31 @@ def test_a_wrong_value_names_its_option(option, value, message):
     assert message in str(error.value)
 
 
+@pytest.mark.parametrize("augment, message", [
+    ({"hflipp": True}, "unknown augment option(s): hflipp (known: hflip, rotation, shift, "),
+    (3, "augment: expected options such as {rotation: 10, erasing: 0.25}, got 3"),
+    ({"rotation": "abc"}, "augment.rotation: expected a number 0 or more, got 'abc'"),
+    ({"rotation": float("nan")}, "augment.rotation: expected a number 0 or more, got nan"),
+    ({"erasing": 1.5}, "augment.erasing: expected a number between 0 and 1, got 1.5"),
+    ({"shift": -0.1}, "augment.shift: expected a number between 0 and 1, got -0.1"),
+    ({"hflip": 1}, "augment.hflip: expected true or false, got 1"),
+    ({"scale": [1.2, 0.8]}, "augment.scale: expected [low, high], two numbers above 0"),
+    ({"scale": 1.1}, "augment.scale: expected [low, high]"),
+])
+def test_a_wrong_augment_option_names_itself_before_training(augment, message):
+    """torchvision refused these only once training started ("internal error: TypeError")."""
+    with pytest.raises(ConfigError) as error:
+        load_config(BASE, augment=augment)
+    assert message in str(error.value)
+
+
+def test_augment_numbers_are_kept_as_written_and_yaml_text_numbers_read():
+    # kept as written: a recipe's options are part of a study run's cache key
+    assert load_config(BASE, augment={"rotation": 15}).augment.rotation == 15
+    assert isinstance(load_config(BASE, augment={"rotation": 15}).augment.rotation, int)
+    assert load_config(BASE, augment={"erasing": "2e-1"}).augment.erasing == pytest.approx(0.2)
+
+
 def test_unknown_options_presets_and_impossible_combinations():
     with pytest.raises(ConfigError, match="unknown training option.*: learning_rate, warmup"):
         load_config(BASE, learning_rate=1e-3, warmup=2)

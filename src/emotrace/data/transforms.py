@@ -10,6 +10,9 @@ ONNX model and the torch model see exactly the same input.
 
 from __future__ import annotations
 
+import contextlib
+import math
+import numbers
 from dataclasses import dataclass
 
 import cv2
@@ -52,6 +55,39 @@ class AugmentConfig:
     brightness_contrast: float = 0.0  # jitter strength
     degrade: float = 0.0            # probability of each real-footage degradation (see Degrade)
     occlusion: float = 0.0          # probability of a hand-sized block over the eyes or mouth
+
+    def __post_init__(self) -> None:
+        """Refuse, naming the option, what torchvision would fail on mid-run. Numbers are checked,
+        not converted (a recipe's options are part of a study run's cache key), except numeric
+        text: YAML 1.1 reads ``2e-1`` (no dot) as a string, which never trained before."""
+        if not isinstance(self.hflip, bool):
+            raise ConfigError(f"augment.hflip: expected true or false, got {self.hflip!r}")
+        for name in ("rotation", "shift", "random_resized_crop", "erasing",
+                     "brightness_contrast", "degrade", "occlusion"):
+            value = getattr(self, name)
+            if isinstance(value, str):
+                with contextlib.suppress(ValueError):
+                    value = float(value)
+                    setattr(self, name, value)
+            top = 1.0 if name in _FRACTIONS else math.inf
+            if not _is_number(value) or not 0 <= value <= top:
+                limits = "between 0 and 1" if top == 1.0 else "0 or more"
+                raise ConfigError(f"augment.{name}: expected a number {limits}, got {value!r}")
+        scale = self.scale
+        if (not isinstance(scale, (tuple, list)) or len(scale) != 2
+                or not all(_is_number(v) and 0 < v < math.inf for v in scale)
+                or scale[0] > scale[1]):
+            raise ConfigError(f"augment.scale: expected [low, high], two numbers above 0 with "
+                              f"low <= high (e.g. [0.9, 1.1]; [1.0, 1.0] is off), got {scale!r}")
+
+
+#: Augmentation options that are a probability or a fraction of the image.
+_FRACTIONS = ("shift", "random_resized_crop", "erasing", "degrade", "occlusion")
+
+
+def _is_number(value: object) -> bool:
+    return isinstance(value, numbers.Real) and not isinstance(value, bool) and not (
+        isinstance(value, float) and math.isnan(value))
 
 
 class MinMaxScale(torch.nn.Module):

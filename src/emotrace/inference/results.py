@@ -10,6 +10,7 @@ import cv2
 import numpy as np
 
 from emotrace.data.labels import EMOTIONS
+from emotrace.errors import UsageError
 from emotrace.utils import atomic_path
 
 # BGR colours per emotion, used for boxes and bars.
@@ -156,7 +157,8 @@ class Result:
             The written file.
 
         Raises:
-            ValueError: the result holds no image, or OpenCV cannot encode the suffix.
+            ValueError: the result holds no image.
+            UsageError: no image format has this suffix (a ``ValueError`` too).
 
         Example:
             >>> import emotrace, tempfile
@@ -165,10 +167,14 @@ class Result:
             'annotated.jpg'
         """
         path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        ok, encoded = cv2.imencode(path.suffix or ".jpg", self.draw())
+        try:  # OpenCV raises for a suffix it has no encoder for (.txt), returns False for others
+            ok, encoded = cv2.imencode(path.suffix or ".jpg", self.draw())
+        except cv2.error:
+            ok = False
         if not ok:
-            raise ValueError(f"{path}: cannot encode an image with this suffix")
+            raise UsageError(f"{path}: cannot write an image with the suffix "
+                             f"{path.suffix!r}; use .jpg or .png")
+        path.parent.mkdir(parents=True, exist_ok=True)
         with atomic_path(path) as tmp:
             with open(tmp, "wb") as handle:
                 handle.write(encoded.tobytes())
