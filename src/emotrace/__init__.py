@@ -2,7 +2,8 @@
 
 >>> import emotrace
 >>> rec = emotrace.Recognizer()          # shipped model, YuNet face detector
->>> rec.predict("photo.jpg")[0].faces[0].emotion
+>>> [face.emotion for face in rec.predict(emotrace.sample_photos()[0])[0].faces]
+['neutral', 'sad', 'neutral', 'neutral']
 
 Importing the package is cheap and changes nothing (no OpenCV, onnxruntime or matplotlib until
 they are used): the names below are loaded on first access.

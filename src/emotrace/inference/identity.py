@@ -90,8 +90,12 @@ class FaceEmbedder:
     detector's five landmarks.
 
     Example:
-        >>> embedder = FaceEmbedder()
-        >>> vector, aligned = embedder.embed(image, detection)   # None when no landmarks
+        >>> from emotrace import sample_photos
+        >>> image = cv2.imread(str(sample_photos()[0]))
+        >>> detections = YuNetDetector().detect(image)
+        >>> vector, aligned = FaceEmbedder().embed(image, detections[0])  # None: no landmarks
+        >>> vector.shape, aligned.shape
+        ((128,), (112, 112, 3))
     """
 
     def __init__(self, model: str | Path | None = None) -> None:
@@ -240,8 +244,12 @@ class PersonGallery:
     ``embed``: a face's embedding and aligned crop (:meth:`FaceEmbedder.embed`).
 
     Example:
+        >>> from emotrace import sample_photos
+        >>> image = cv2.imread(str(sample_photos()[0]))
+        >>> detections = YuNetDetector().detect(image)
         >>> gallery = PersonGallery(FaceEmbedder().embed)
-        >>> people = gallery.update(image, detections, track_ids, frame=0)
+        >>> gallery.update(image, detections, track_ids=[0, 1, 2, 3], frame=0)
+        [1, 2, 3, 4]
     """
 
     def __init__(self, embed: Callable[[np.ndarray, Detection],

@@ -35,8 +35,11 @@ class CutDetector:
     ``min_gap``: frames after a cut during which no other cut is reported (a flash is one cut).
 
     Example:
+        >>> dark = np.zeros((120, 160, 3), np.uint8)
+        >>> green = np.full((120, 160, 3), (40, 200, 90), np.uint8)
         >>> cuts = CutDetector()
-        >>> [cuts(frame) for frame in frames]   # True where a new shot starts
+        >>> [cuts(frame) for frame in [dark] * 3 + [green] * 3]  # True where a new shot starts
+        [False, False, False, True, False, False]
     """
 
     def __init__(self, content_threshold: float = DEFAULT_CONTENT_THRESHOLD,
