@@ -43,3 +43,7 @@ class DocstringMarkup(griffe.Extension):
     def on_object(self, *, obj: griffe.Object, **kwargs: Any) -> None:
         if obj.docstring is not None and not obj.is_alias:
             obj.docstring.value = markdown(obj.docstring.value)
+
+    def on_package(self, *, pkg: griffe.Module, **kwargs: Any) -> None:
+        """The root package itself (``emotrace/__init__.py``) is not passed to ``on_object``."""
+        self.on_object(obj=pkg)

@@ -1,12 +1,13 @@
 """emotrace: facial emotion recognition with transfer learning.
 
->>> import emotrace
->>> rec = emotrace.Recognizer()          # shipped model, YuNet face detector
->>> [face.emotion for face in rec.predict(emotrace.sample_photos()[0])[0].faces]
-['neutral', 'sad', 'neutral', 'neutral']
-
 Importing the package is cheap and changes nothing (no OpenCV, onnxruntime or matplotlib until
 they are used): the names below are loaded on first access.
+
+Example:
+    >>> import emotrace
+    >>> rec = emotrace.Recognizer()          # shipped model, YuNet face detector
+    >>> [face.emotion for face in rec.predict(emotrace.sample_photos()[0])[0].faces]
+    ['neutral', 'sad', 'neutral', 'neutral']
 """
 
 from __future__ import annotations

@@ -41,15 +41,16 @@ SMALL_IMAGE = 64
 class Recognizer:
     """Detect faces and classify their emotions.
 
-    >>> from emotrace import sample_photos
-    >>> rec = Recognizer()                          # shipped model, YuNet detector
-    >>> [face.emotion for face in rec.predict(sample_photos()[1])[0].faces]
-    ['neutral']
-    >>> for r in rec.predict("lecture.mp4", stream=True):  # doctest: +SKIP
-    ...     print(r.time, [(f.person_id, f.emotion) for f in r.faces])
-
     Options: see :class:`RecognizerConfig` (``Recognizer(detect_every=2)``, or
     ``Recognizer(config=RecognizerConfig(...))``).
+
+    Example:
+        >>> from emotrace import sample_photos
+        >>> rec = Recognizer()                          # shipped model, YuNet detector
+        >>> [face.emotion for face in rec.predict(sample_photos()[1])[0].faces]
+        ['neutral']
+        >>> for r in rec.predict("lecture.mp4", stream=True):  # doctest: +SKIP
+        ...     print(r.time, [(f.person_id, f.emotion) for f in r.faces])
     """
 
     def __init__(self, model: str | os.PathLike | None = None,
