@@ -13,7 +13,7 @@ from __future__ import annotations
 import contextlib
 import math
 import numbers
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
 import cv2
 import numpy as np
@@ -55,6 +55,27 @@ class AugmentConfig:
     brightness_contrast: float = 0.0  # jitter strength
     degrade: float = 0.0            # probability of each real-footage degradation (see Degrade)
     occlusion: float = 0.0          # probability of a hand-sized block over the eyes or mouth
+
+    @classmethod
+    def from_mapping(cls, options: object) -> AugmentConfig:
+        """The ``augment`` block of a recipe (YAML lists become tuples).
+
+        Raises:
+            ConfigError: not a mapping, an unknown option, or a value torchvision cannot use.
+
+        Example:
+            >>> AugmentConfig.from_mapping({"scale": [0.9, 1.1]}).scale
+            (0.9, 1.1)
+        """
+        if not isinstance(options, dict):
+            raise ConfigError(f"augment: expected options such as {{rotation: 10, erasing: 0.25}}"
+                              f", got {options!r}")
+        known = [f.name for f in fields(cls)]
+        unknown = sorted(map(str, set(options) - set(known)))
+        if unknown:
+            raise ConfigError(f"unknown augment option(s): {', '.join(unknown)} "
+                              f"(known: {', '.join(known)})")
+        return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in options.items()})
 
     def __post_init__(self) -> None:
         """Refuse, naming the option, what torchvision would fail on mid-run. Numbers are checked,

@@ -51,11 +51,10 @@ def _refuse_silent_address(address: str | None, timeout_s: float = 5.0) -> None:
         socket.create_connection((host.strip("[]") or "127.0.0.1", int(port)),
                                  timeout=timeout_s).close()
     except OSError as error:
-        raise EmotraceError(f"--ray {address}: nothing answers there "
-                            f"({describe_os_error(error) if error.strerror else 'no answer'}); "
-                            f"give the HOST:PORT of a running cluster's head node (started "
-                            f"with 'ray start --head --port {port}'), or --ray alone for a "
-                            "local Ray") from None
+        raise EmotraceError(f"--ray {address}: nothing answers there ({describe_os_error(error)});"
+                            f" give the HOST:PORT of a running cluster's head node (started with "
+                            f"'ray start --head --port {port}'), or --ray alone for a local Ray"
+                            ) from None
 
 
 @contextlib.contextmanager

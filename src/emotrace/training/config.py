@@ -67,17 +67,8 @@ class TrainConfig:
 
     def __post_init__(self) -> None:
         self._check_scalars()
-        if isinstance(self.augment, dict):
-            known = [f.name for f in dataclasses.fields(AugmentConfig)]
-            unknown = sorted(set(self.augment) - set(known))
-            if unknown:
-                raise ConfigError(f"unknown augment option(s): {', '.join(map(str, unknown))} "
-                                  f"(known: {', '.join(known)})")
-            self.augment = AugmentConfig(**{k: tuple(v) if isinstance(v, list) else v
-                                            for k, v in self.augment.items()})
-        elif not isinstance(self.augment, AugmentConfig):
-            raise ConfigError(f"augment: expected options such as {{rotation: 10, erasing: 0.25}}"
-                              f", got {self.augment!r}")
+        if not isinstance(self.augment, AugmentConfig):
+            self.augment = AugmentConfig.from_mapping(self.augment)
         for option, allowed in CHOICES.items():
             if getattr(self, option) not in allowed:
                 raise ConfigError(f"{option}: {getattr(self, option)!r} is not one of "
